@@ -1,0 +1,57 @@
+"""The command line: argparse, wiring and exit codes. Only this package prints.
+
+Each subcommand lives in its own module exposing `NAME`, `HELP`, `add_arguments(parser)` and
+`execute(args) -> int`. `main` catches the root of our exception tree, so a user's mistake
+never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from runner import __version__
+from runner.cli import output
+from runner.errors import EXIT_INTERRUPTED, KlingBatchError
+
+
+def _commands() -> list[ModuleType]:
+    # Imported here so that `--version` and errors in one command do not cost the others.
+    from runner.cli import plan, validate
+
+    return [validate, plan]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kling-batch",
+        description="Run batches of Scenario Kling video generations from a YAML manifest.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _commands():
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(execute=module.execute)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run kling-batch with `argv` (default: sys.argv[1:]) and return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.execute(args)
+    except KlingBatchError as exc:
+        output.error_line(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        output.err("interrupted")
+        return EXIT_INTERRUPTED
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

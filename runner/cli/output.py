@@ -1,0 +1,35 @@
+"""The few helpers that write to the terminal: results to stdout, diagnostics to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from runner.errors import KlingBatchError, UsageError
+
+
+def out(text: str = "") -> None:
+    """A line of the command's result, on stdout."""
+    print(text, file=sys.stdout, flush=True)
+
+
+def err(text: str) -> None:
+    """A diagnostic line, on stderr."""
+    print(f"kling-batch: {text}", file=sys.stderr, flush=True)
+
+
+def out_json(data: Any) -> None:
+    """Machine-readable output on stdout, one JSON document."""
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def error_line(exc: KlingBatchError) -> None:
+    """Print an error of ours, with its problems when it carries them."""
+    problems = getattr(exc, "problems", ())
+    for problem in problems:
+        print(str(problem), file=sys.stderr)
+    if isinstance(exc, UsageError) or not problems:
+        err(f"error: {exc}")
