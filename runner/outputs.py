@@ -1,0 +1,112 @@
+"""The output folder's files besides the ledger: the job plan, videos and metadata.jsonl.
+
+- `plan.jsonl` — a snapshot of the manifest's expanded jobs (`id`, `model`, `params`), one
+  per line, rewritten atomically at the start of every run. With the ledger it lets
+  `status`, `report` and `cancel` speak of every job, including those never submitted.
+- `videos/<id>.mp4`, or `<id>_<n>.mp4` (n from 1) when a job yields several assets.
+- `metadata.jsonl` — one line per downloaded file, in the Hugging Face VideoFolder layout.
+  It is a view of the ledger, rewritten atomically from it whenever a run ends (and when a
+  run starts, so a folder left by a killed run is made whole by the next one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.domain import JobSpec
+from runner.ledger import JobRecord, encode_event, parse_lines
+
+PLAN_NAME = "plan.jsonl"
+METADATA_NAME = "metadata.jsonl"
+VIDEOS_DIR = "videos"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedJob:
+    """A manifest job as the output folder remembers it."""
+
+    id: str
+    model: str
+    params: Mapping[str, Any]
+
+
+def video_relpath(job_id: str, index: int, count: int) -> str:
+    """Where the `index`-th (0-based) of `count` assets of a job goes, relative to DIR."""
+    name = f"{job_id}.mp4" if count == 1 else f"{job_id}_{index + 1}.mp4"
+    return f"{VIDEOS_DIR}/{name}"
+
+
+def write_atomically(path: Path, lines: Iterable[bytes]) -> None:
+    """Write `lines` to a temp file beside `path`, fsync, rename over it, fsync the folder."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for line in lines:
+                fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_plan(directory: Path, specs: Iterable[JobSpec]) -> None:
+    """Snapshot the manifest's jobs into DIR/plan.jsonl."""
+    lines = (
+        encode_event({"id": s.id, "model": s.model, "params": dict(s.params)}) for s in specs
+    )
+    write_atomically(directory / PLAN_NAME, lines)
+
+
+def read_plan(directory: Path) -> Iterator[PlannedJob]:
+    """The jobs of the last run's manifest, in manifest order (nothing if there is no plan)."""
+    path = directory / PLAN_NAME
+    if not path.exists():
+        return
+    with path.open("rb") as fh:
+        for obj in parse_lines(fh):
+            yield PlannedJob(str(obj["id"]), str(obj["model"]), obj.get("params") or {})
+
+
+def metadata_rows(records: Iterable[JobRecord]) -> Iterator[dict[str, Any]]:
+    """One metadata.jsonl row per verified file, from the replayed ledger."""
+    for rec in records:
+        params = dict(rec.params or {})
+        for asset in rec.assets:
+            yield {
+                "file_name": asset.path,
+                "job": rec.id,
+                "model": rec.model,
+                "prompt": params.get("prompt"),
+                "params": params,
+                "jobId": rec.job_id,
+                "assetId": asset.asset_id,
+                "sha256": asset.sha256,
+                "bytes": asset.bytes,
+            }
+
+
+def write_metadata(directory: Path, records: Iterable[JobRecord]) -> None:
+    """Rewrite DIR/metadata.jsonl from the ledger's records."""
+    lines = (
+        (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        for row in metadata_rows(records)
+    )
+    write_atomically(directory / METADATA_NAME, lines)
