@@ -1,0 +1,94 @@
+"""Matching POSTs whose answer was lost to the jobs the API actually created: pure parts.
+
+A generate request whose fate is unknown left an `intent` in the ledger: its canonical body
+and when it was sent. The API's job list (`GET /v1/jobs?createdAfter=…`) holds every job
+created since, with the request body as `metadata.input`. An intent adopts a listed job whose
+body matches and that nobody has claimed (no jobId in the ledger, no other intent). Identical
+bodies — repeats of one prompt, which these models cannot tell apart by a seed — are matched
+by count: oldest intent first, oldest job first, one job each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from runner.domain import RemoteJob
+
+# A job's createdAt comes from the server's clock and an intent's ts from ours: allow skew.
+CLOCK_SKEW = timedelta(seconds=120)
+
+
+def canonical_json(body: Mapping[str, Any]) -> str:
+    """The one JSON spelling of a body used for fingerprints and matching."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def body_fingerprint(model: str, body: Mapping[str, Any]) -> str:
+    """sha256 of the model id and the canonical body."""
+    return hashlib.sha256(f"{model}\n{canonical_json(body)}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A POST whose answer was lost: which job, which model and body, sent when."""
+
+    job: str
+    model: str
+    body_json: str
+    ts: str
+
+
+def parse_ts(value: str) -> datetime:
+    """ISO 8601 with a `Z` or an offset."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def listing_start(intents: Sequence[Intent]) -> str:
+    """The `createdAfter` to list from: the oldest intent, less the clock skew."""
+    oldest = min(parse_ts(i.ts) for i in intents) - CLOCK_SKEW
+    return oldest.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _candidate_key(job: RemoteJob) -> str | None:
+    return canonical_json(job.input) if job.input is not None else None
+
+
+def match_intents(
+    intents: Sequence[Intent], jobs: Iterable[RemoteJob], claimed: set[str]
+) -> dict[str, RemoteJob]:
+    """Assign to each intent at most one unclaimed listed job with its body; by count.
+
+    Returns {manifest job id: adopted job}. `claimed` (jobIds known to the ledger) is not
+    modified; the caller adds the adopted ones.
+    """
+    pool: dict[str, list[RemoteJob]] = defaultdict(list)
+    for job in jobs:
+        key = _candidate_key(job)
+        if key is not None and job.job_id not in claimed:
+            pool[key].append(job)
+    for candidates in pool.values():
+        candidates.sort(key=lambda j: (j.created_at or "", j.job_id))
+    adopted: dict[str, RemoteJob] = {}
+    taken: set[str] = set()
+    for intent in sorted(intents, key=lambda i: (i.ts, i.job)):
+        for job in pool.get(intent.body_json, ()):
+            if job.job_id in taken or not _fits(intent, job):
+                continue
+            adopted[intent.job] = job
+            taken.add(job.job_id)
+            break
+    return adopted
+
+
+def _fits(intent: Intent, job: RemoteJob) -> bool:
+    if job.model_id is not None and job.model_id != intent.model:
+        return False
+    if job.created_at is None:
+        return True
+    return parse_ts(job.created_at) >= parse_ts(intent.ts) - CLOCK_SKEW

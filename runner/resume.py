@@ -1,0 +1,99 @@
+"""What to do with each manifest job given what the ledger knows: pure decisions.
+
+Resume is the default: a job that succeeded and whose files verify is skipped; one with a
+recorded jobId is polled again, never re-posted; one whose POST's fate is unknown is
+reconciled against the API's job list first; a failed job is left alone unless the user asks
+for `--retry-failed`; a job whose model or params changed since it was submitted is refused
+unless the user asks for it to be redone.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runner.domain import JobState
+from runner.ledger import JobRecord
+
+
+class Action(enum.Enum):
+    """The next step for one job."""
+
+    SKIP = "skip"  # done: its files are there and verified
+    DOWNLOAD = "download"  # succeeded remotely; some file is missing or did not verify
+    POLL = "poll"  # has a jobId and no terminal state yet
+    RECONCILE = "reconcile"  # an intent without jobId: look for the job before posting
+    SUBMIT = "submit"  # never submitted (or a new attempt was asked for)
+    HOLD = "hold"  # failed or canceled, and no retry was asked for
+    CHANGED = "changed"  # model/params differ from what was submitted: refused
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An action and the sentence `status` prints to explain it."""
+
+    action: Action
+    reason: str
+    changed: tuple[str, ...] = ()
+
+
+def changed_fields(
+    model: str, params: Mapping[str, Any], record: JobRecord | None
+) -> tuple[str, ...]:
+    """The fields (`model`, `params.x`) that differ from the ledger's last intent."""
+    if record is None or record.params is None:
+        return ()
+    diffs: list[str] = []
+    if record.model is not None and record.model != model:
+        diffs.append("model")
+    old = record.params
+    for key in sorted(set(old) | set(params)):
+        if old.get(key) != params.get(key):
+            diffs.append(f"params.{key}")
+    return tuple(diffs)
+
+
+def decide(
+    model: str,
+    params: Mapping[str, Any],
+    record: JobRecord | None,
+    *,
+    files_ok: bool,
+    retry_failed: bool = False,
+    redo: bool = False,
+) -> Decision:
+    """The next action for a job. `files_ok`: its recorded files exist and verify."""
+    if record is None or (record.state is JobState.PENDING and not record.unresolved_intent):
+        return Decision(Action.SUBMIT, "not submitted yet: will be submitted")
+    changed = changed_fields(model, params, record)
+    if changed:
+        if redo:
+            return Decision(Action.SUBMIT, "changed, and a redo was asked: new attempt", changed)
+        return Decision(
+            Action.CHANGED,
+            f"changed since it was submitted ({', '.join(changed)}): refused until "
+            "--redo-changed (or --redo ID)",
+            changed,
+        )
+    return _decide_unchanged(record, files_ok=files_ok, retry_failed=retry_failed)
+
+
+def _decide_unchanged(record: JobRecord, *, files_ok: bool, retry_failed: bool) -> Decision:
+    if record.unresolved_intent:
+        return Decision(
+            Action.RECONCILE, "POST outcome unknown: will look for the job before posting"
+        )
+    state = record.state
+    if state is JobState.SUCCEEDED:
+        if record.all_downloaded and files_ok:
+            return Decision(Action.SKIP, f"done: {len(record.assets)} file(s) verified")
+        return Decision(Action.DOWNLOAD, "succeeded: will download its missing file(s)")
+    if state in (JobState.SUBMITTED, JobState.RUNNING) or record.timed_out:
+        return Decision(Action.POLL, f"in flight as {record.job_id}: will poll it again")
+    if retry_failed:
+        return Decision(Action.SUBMIT, f"{state.value}: --retry-failed makes a new attempt")
+    return Decision(
+        Action.HOLD, f"{state.value}: not resubmitted (use --retry-failed to try again)"
+    )
