@@ -224,7 +224,7 @@ class JsonlLedger:
         """Append `events` durably (flush + fsync) in one write."""
         data = b"".join(encode_event(e) for e in events)
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             if _has_torn_tail(self._fd):
                 data = b"\n" + data  # close the torn line so ours stand alone
         os.write(self._fd, data)

@@ -411,11 +411,6 @@ def test_torn_last_line_is_tolerated_on_read(tmp_path: Path) -> None:
     assert list(JsonlLedger(tmp_path).read_events()) == [intent()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: JsonlLedger.write_batch opens the ledger O_WRONLY, then _has_torn_tail "
-    "preads it: EBADF whenever a run reopens a non-empty ledger (every resume)",
-)
 @pytest.mark.parametrize("torn", [b'{"ts":"2025', b'{"job":"a","event":"subm\xc3', b"{"])
 def test_append_after_a_torn_tail_stays_a_separate_parseable_line(
     tmp_path: Path, torn: bytes
@@ -434,11 +429,6 @@ def test_append_after_a_torn_tail_stays_a_separate_parseable_line(
     assert replay(events)["a"].state is JobState.RUNNING
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: JsonlLedger.write_batch opens the ledger O_WRONLY, then _has_torn_tail "
-    "preads it: EBADF whenever a run reopens a non-empty ledger (every resume)",
-)
 def test_a_new_writer_appends_to_an_existing_ledger_without_a_blank_line(tmp_path: Path) -> None:
     path = tmp_path / LEDGER_NAME
     path.write_bytes(encode_event(intent()))
