@@ -1,0 +1,196 @@
+"""The output folder: video names, the plan snapshot, metadata.jsonl and atomic writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner.domain import JobSpec, JobState, SourceLocation
+from runner.ledger import AssetRecord, JobRecord
+from runner.outputs import (
+    METADATA_NAME,
+    PLAN_NAME,
+    PlannedJob,
+    metadata_rows,
+    read_plan,
+    video_relpath,
+    write_atomically,
+    write_metadata,
+    write_plan,
+)
+
+PRODUCT_METADATA_FIELDS = [
+    "file_name", "job", "model", "prompt", "params", "jobId", "assetId", "sha256", "bytes",
+]  # fmt: skip
+
+
+def spec(job_id: str, model: str = "model_kling-v2-1-pro", **params: object) -> JobSpec:
+    return JobSpec(
+        id=job_id,
+        model=model,
+        params=params,
+        location=SourceLocation("m.yaml", 1, 1),
+        base_dir=Path("."),
+    )
+
+
+def asset(asset_id: str, path: str) -> AssetRecord:
+    return AssetRecord(asset_id, path, "0123456789abcdef" * 4, 2048)
+
+
+@pytest.mark.parametrize(
+    ("job_id", "index", "count", "expected"),
+    [
+        ("knight-fog", 0, 1, "videos/knight-fog.mp4"),
+        ("knight-fog", 0, 2, "videos/knight-fog_1.mp4"),
+        ("knight-fog", 1, 2, "videos/knight-fog_2.mp4"),
+        ("a.b_c-9", 3, 4, "videos/a.b_c-9_4.mp4"),
+        ("x", 9, 10, "videos/x_10.mp4"),
+    ],
+)
+def test_video_relpath(job_id: str, index: int, count: int, expected: str) -> None:
+    assert video_relpath(job_id, index, count) == expected
+
+
+def test_plan_round_trip_keeps_order_params_and_non_ascii(tmp_path: Path) -> None:
+    specs = [
+        spec("b-first", prompt="Un chevalier dans la brume — 騎士 🗡️", duration="5"),
+        spec("a-second", model="model_kling-v3-t2v-4k", prompt="x", cfgScale=0.5,
+             nested={"list": [1, 2], "flag": True}),
+        spec("c-empty"),
+    ]  # fmt: skip
+    write_plan(tmp_path, specs)
+    assert list(read_plan(tmp_path)) == [PlannedJob(s.id, s.model, dict(s.params)) for s in specs]
+
+
+def test_plan_is_one_json_object_per_line(tmp_path: Path) -> None:
+    write_plan(tmp_path, [spec("a", prompt="é"), spec("b")])
+    lines = (tmp_path / PLAN_NAME).read_text(encoding="utf-8").splitlines()
+    assert [json.loads(x) for x in lines] == [
+        {"id": "a", "model": "model_kling-v2-1-pro", "params": {"prompt": "é"}},
+        {"id": "b", "model": "model_kling-v2-1-pro", "params": {}},
+    ]
+
+
+def test_write_plan_replaces_the_previous_plan(tmp_path: Path) -> None:
+    write_plan(tmp_path, [spec("old1"), spec("old2")])
+    write_plan(tmp_path, [spec("new")])
+    assert [p.id for p in read_plan(tmp_path)] == ["new"]
+
+
+def test_read_plan_without_a_plan_is_empty(tmp_path: Path) -> None:
+    assert list(read_plan(tmp_path)) == []
+
+
+def test_read_plan_skips_a_torn_line(tmp_path: Path) -> None:
+    write_plan(tmp_path, [spec("a")])
+    with (tmp_path / PLAN_NAME).open("ab") as fh:
+        fh.write(b'{"id":"b","mo')
+    assert [p.id for p in read_plan(tmp_path)] == ["a"]
+
+
+def record(**kw: object) -> JobRecord:
+    base: dict[str, object] = {
+        "id": "knight",
+        "state": JobState.SUCCEEDED,
+        "model": "model_kling-v2-1-pro",
+        "params": {"prompt": "A knight walks through fog", "duration": "5"},
+        "job_id": "job_abc",
+    }
+    base.update(kw)
+    return JobRecord(**base)  # type: ignore[arg-type]
+
+
+def test_metadata_row_has_exactly_the_product_fields() -> None:
+    rows = list(metadata_rows([record(assets=(asset("asset_1", "videos/knight.mp4"),))]))
+    assert rows == [
+        {
+            "file_name": "videos/knight.mp4",
+            "job": "knight",
+            "model": "model_kling-v2-1-pro",
+            "prompt": "A knight walks through fog",
+            "params": {"prompt": "A knight walks through fog", "duration": "5"},
+            "jobId": "job_abc",
+            "assetId": "asset_1",
+            "sha256": "0123456789abcdef" * 4,
+            "bytes": 2048,
+        }
+    ]
+    assert list(rows[0]) == PRODUCT_METADATA_FIELDS
+
+
+@pytest.mark.parametrize(
+    ("records", "expected_files"),
+    [
+        ([record()], []),  # succeeded, nothing downloaded yet
+        ([record(state=JobState.FAILED, job_id=None)], []),
+        (
+            [record(assets=(asset("a1", "videos/k_1.mp4"), asset("a2", "videos/k_2.mp4")))],
+            ["videos/k_1.mp4", "videos/k_2.mp4"],
+        ),
+        (
+            [
+                record(id="b", assets=(asset("b1", "videos/b.mp4"),)),
+                record(id="a", assets=(asset("a1", "videos/a.mp4"),)),
+            ],
+            ["videos/b.mp4", "videos/a.mp4"],
+        ),
+    ],
+)
+def test_metadata_has_one_row_per_downloaded_file(
+    records: list[JobRecord], expected_files: list[str]
+) -> None:
+    assert [r["file_name"] for r in metadata_rows(records)] == expected_files
+
+
+def test_metadata_row_without_params_has_no_prompt() -> None:
+    rows = list(metadata_rows([record(params=None, assets=(asset("a", "videos/k.mp4"),))]))
+    assert rows[0]["prompt"] is None
+    assert rows[0]["params"] == {}
+
+
+def test_write_metadata_writes_jsonl_with_non_ascii(tmp_path: Path) -> None:
+    rec = record(params={"prompt": "brume — 霧"}, assets=(asset("a", "videos/knight.mp4"),))
+    write_metadata(tmp_path, [rec])
+    raw = (tmp_path / METADATA_NAME).read_bytes()
+    assert "霧".encode() in raw
+    lines = raw.decode().splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0])["prompt"] == "brume — 霧"
+
+
+def test_write_metadata_rewrites_the_whole_view(tmp_path: Path) -> None:
+    write_metadata(tmp_path, [record(assets=(asset("a", "videos/knight.mp4"),))])
+    write_metadata(tmp_path, [])
+    assert (tmp_path / METADATA_NAME).read_bytes() == b""
+
+
+def test_atomic_writes_leave_no_temp_files(tmp_path: Path) -> None:
+    write_plan(tmp_path, [spec("a")])
+    write_metadata(tmp_path, [record(assets=(asset("a", "videos/knight.mp4"),))])
+    write_atomically(tmp_path / "other.txt", [b"x\n"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        METADATA_NAME, "other.txt", PLAN_NAME,
+    ]  # fmt: skip
+
+
+def test_atomic_write_that_fails_keeps_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "plan.jsonl"
+    target.write_bytes(b"old\n")
+
+    def lines() -> Iterator[bytes]:
+        yield b"new line\n"
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_atomically(target, lines())
+    assert target.read_bytes() == b"old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.jsonl"]
+
+
+def test_atomic_write_creates_the_file(tmp_path: Path) -> None:
+    write_atomically(tmp_path / "new.bin", [b"a", b"b", b"c"])
+    assert (tmp_path / "new.bin").read_bytes() == b"abc"
