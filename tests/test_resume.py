@@ -119,7 +119,6 @@ def test_changed_fields_ignores_model_when_none_was_recorded() -> None:
 @pytest.mark.parametrize(
     "record",
     [
-        INTENT,
         rec(JobState.SUBMITTED),
         rec(JobState.RUNNING, timed_out=True),
         SUCCEEDED_DONE,
@@ -148,6 +147,11 @@ def test_changed_jobs_are_refused_unless_redone(
     redone = decide(model, params, record, files_ok=True, redo=True)
     assert redone.action is Action.SUBMIT
     assert redone.changed == fields
+
+
+def test_a_changed_job_with_an_unresolved_intent_is_refused() -> None:
+    decision = decide(MODEL, {**PARAMS, "prompt": "new"}, INTENT, files_ok=True)
+    assert (decision.action, decision.changed) == (Action.CHANGED, ("params.prompt",))
 
 
 def test_changes_do_not_matter_for_a_job_that_was_never_sent() -> None:
