@@ -1,0 +1,312 @@
+"""The Scenario API client: one method per endpoint, domain objects in and out.
+
+Money is spent at the generate POST, so that call never retries a request that may have
+reached the server (runner/failure.py); every other call retries transient failures with the
+SDK's backoff, and a 429 pauses the whole run through a shared `Pacer` (runner/retry.py).
+Sending, credentials and retries live in runner/transport.py; JSON parsing in runner/wire.py.
+
+Credentials go only to the API's own origin. Signed download URLs and upload part URLs are
+fetched by runner.download and runner.assets on the bare session, without them.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import random as _random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import anyio
+
+from runner.auth import Credentials, credentials_from_env, ensure_anonymous_session
+from runner.domain import RemoteAsset, RemoteJob, Submission
+from runner.errors import OutcomeUnknownError, PermanentApiError
+from runner.retry import Pacer, RetryPolicy
+from runner.transport import USER_AGENT, ApiTransport, TransportSettings
+from runner.wire import (
+    UploadPart,
+    UploadState,
+    UploadTicket,
+    WireFormatError,
+    parse_asset,
+    parse_created_asset_id,
+    parse_estimate,
+    parse_job_envelope,
+    parse_job_page,
+    parse_submission,
+    parse_upload_state,
+    parse_upload_ticket,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "USER_AGENT",
+    "Credentials",
+    "ScenarioClient",
+    "UploadPart",
+    "UploadState",
+    "UploadTicket",
+    "credentials_from_env",
+    "ensure_anonymous_session",
+    "jobs_query",
+    "path_segment",
+]
+
+DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
+# The SDK's path-parameter quoting (scenario-api.md 1.1): "/" is encoded.
+_PATH_SAFE = "!$&'()*+,;=:@"
+_T = TypeVar("_T")
+
+
+def path_segment(value: str) -> str:
+    """One percent-encoded path parameter; empty and dot segments are refused (ValueError)."""
+    if value in ("", ".", ".."):
+        raise ValueError(f"invalid path parameter {value!r}")
+    return quote(value, safe=_PATH_SAFE)
+
+
+def jobs_query(
+    *,
+    created_after: str | None,
+    updated_after: str | None,
+    status: str | None,
+    types: Sequence[str],
+    page_size: int,
+) -> tuple[dict[str, str], frozenset[str] | None, str | None]:
+    """The `GET /v1/jobs` query, plus the type and status filters to apply client-side.
+
+    The API accepts `createdAfter` only without `status`/`type`/`types` (3.4), so with
+    `created_after` those filters move to the client. `types` uses the comma format;
+    `page_size` is clamped to the API's 1..100.
+    """
+    query = {"pageSize": str(max(1, min(page_size, 100)))}
+    if updated_after is not None:
+        query["updatedAfter"] = updated_after
+    if created_after is not None:
+        query["createdAfter"] = created_after
+        return query, (frozenset(types) if types else None), status
+    if types:
+        query["types"] = ",".join(types)
+    if status is not None:
+        query["status"] = status
+    return query, None, None
+
+
+class ScenarioClient:
+    """The Scenario API (scenario-api.md) for one run, over an injected aiohttp session.
+
+    Every method raises the errors of runner/errors.py: AuthError (401/403), CreditError
+    (402 or a credit message), PermanentApiError (other 4xx, malformed answers),
+    RateLimitedError / TransientApiError once retries are spent, and, for `generate` only,
+    OutcomeUnknownError. Timeouts are in seconds: `connect_timeout` to open a connection,
+    `request_timeout` for each read of the answer.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        policy: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so sharing it is safe
+        pacer: Pacer | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        random: Callable[[], float] = _random.random,
+        request_timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        settings = TransportSettings(
+            policy=policy,
+            pacer=pacer if pacer is not None else Pacer(),
+            sleep=sleep,
+            random=random,
+            request_timeout=request_timeout,
+            connect_timeout=connect_timeout,
+        )
+        self._transport = ApiTransport(session, base_url, credentials, settings)
+        self._label = f"{base_url.rstrip('/')!r}, {credentials!r}"
+
+    def __repr__(self) -> str:
+        return f"ScenarioClient({self._label})"
+
+    @property
+    def origin(self) -> str:
+        """scheme://host[:port] of the API: the only place credentials are sent."""
+        return str(self._transport.origin)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def generate(self, model: str, body: Mapping[str, Any]) -> Submission:
+        """POST /generate/custom/{model}: create (and pay for) one job.
+
+        Retried only when nothing can have been created (429, connection refused). Raises
+        OutcomeUnknownError when the request may have created a job whose answer was lost.
+        """
+        path = f"generate/custom/{path_segment(model)}"
+        payload = await self._send("POST", path, body=body, creates_job=True)
+        return _parse(parse_submission, payload, "POST", path, creates_job=True)
+
+    async def estimate(self, model: str, body: Mapping[str, Any]) -> float:
+        """The creative-unit cost of `body` by the API's dry run (HTTP 269); nothing is run."""
+        path = f"generate/custom/{path_segment(model)}"
+        status, payload = await self._send_with_status(
+            "POST", path, query={"dryRun": "true"}, body=body
+        )
+        if status != 269:
+            # A plain 2xx means the server ran the request for real: say so loudly.
+            raise PermanentApiError(
+                f"POST {path}?dryRun=true: expected HTTP 269, got {status} — the API may "
+                "have created a job; check the job list",
+                status=status,
+                body=payload,
+                method="POST",
+                url=path,
+            )
+        return _parse(parse_estimate, payload, "POST", path)
+
+    async def get_job(self, job_id: str) -> RemoteJob:
+        """GET /jobs/{id}: the job's current state."""
+        path = f"jobs/{path_segment(job_id)}"
+        payload = await self._send("GET", path)
+        return _parse(parse_job_envelope, payload, "GET", path)
+
+    def list_jobs(
+        self,
+        *,
+        created_after: str | None = None,
+        updated_after: str | None = None,
+        status: str | None = None,
+        types: Sequence[str] = ("custom",),
+        page_size: int = 100,
+    ) -> AsyncIterator[RemoteJob]:
+        """Every job matching the filters, page after page (GET /jobs).
+
+        Follows `nextPaginationToken` through empty pages until it is absent (the SDK stops
+        at the first empty page). With `created_after`, `types` and `status` are applied
+        client-side because the API refuses them together (scenario-api.md 3.4).
+        """
+        query, type_filter, status_filter = jobs_query(
+            created_after=created_after,
+            updated_after=updated_after,
+            status=status,
+            types=types,
+            page_size=page_size,
+        )
+        return self._iterate_jobs(query, type_filter, status_filter)
+
+    async def cancel_job(self, job_id: str) -> RemoteJob:
+        """POST /jobs/{id}/action {"action":"cancel"}; PermanentApiError if refused."""
+        path = f"jobs/{path_segment(job_id)}/action"
+        payload = await self._send("POST", path, body={"action": "cancel"})
+        return _parse(parse_job_envelope, payload, "POST", path)
+
+    async def get_asset(self, asset_id: str) -> RemoteAsset:
+        """GET /assets/{id}: status, size and a fresh signed download URL."""
+        path = f"assets/{path_segment(asset_id)}"
+        payload = await self._send("GET", path)
+        return _parse(parse_asset, payload, "GET", path)
+
+    async def create_image_asset(self, name: str, data: bytes) -> str:
+        """POST /assets with the image as a base64 data URL (< 6 MB); returns the asset id."""
+        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        image = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        payload = await self._send("POST", "assets", body={"name": name, "image": image})
+        return _parse(parse_created_asset_id, payload, "POST", "assets")
+
+    async def create_upload(
+        self, *, file_name: str, content_type: str, size: int, parts: int, kind: str
+    ) -> UploadTicket:
+        """POST /uploads: start a multipart upload of `size` bytes in `parts` parts."""
+        body = {
+            "fileName": file_name,
+            "contentType": content_type,
+            "fileSize": size,
+            "parts": parts,
+            "kind": kind,
+        }
+        payload = await self._send("POST", "uploads", body=body)
+        return _parse(parse_upload_ticket, payload, "POST", "uploads")
+
+    async def complete_upload(self, upload_id: str) -> None:
+        """POST /uploads/{id}/action {"action":"complete"} once every part is PUT."""
+        path = f"uploads/{path_segment(upload_id)}/action"
+        await self._send("POST", path, body={"action": "complete"})
+
+    async def get_upload(self, upload_id: str) -> UploadState:
+        """GET /uploads/{id}: `imported` (with the asset id), `failed`, or still working."""
+        path = f"uploads/{path_segment(upload_id)}"
+        payload = await self._send("GET", path)
+        return _parse(parse_upload_state, payload, "GET", path)
+
+    # -- machinery -------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        creates_job: bool = False,
+    ) -> Any:
+        answer = await self._transport.call(
+            method, path, query=query, body=body, creates_job=creates_job
+        )
+        return answer.payload
+
+    async def _send_with_status(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> tuple[int, Any]:
+        answer = await self._transport.call(method, path, query=query, body=body)
+        return answer.status, answer.payload
+
+    async def _iterate_jobs(
+        self, query: dict[str, str], type_filter: frozenset[str] | None, status: str | None
+    ) -> AsyncIterator[RemoteJob]:
+        token: str | None = None
+        while True:
+            page_query = {**query, "paginationToken": token} if token else query
+            payload = await self._send("GET", "jobs", query=page_query)
+            page = _parse(lambda p: parse_job_page(p, type_filter), payload, "GET", "jobs")
+            for job in page.jobs:
+                if status is None or job.raw_status == status:
+                    yield job
+            if page.next_token is None:
+                return
+            if page.next_token == token:
+                # A server that hands back the same cursor would keep us here forever.
+                raise PermanentApiError(f"GET jobs: pagination token {token!r} repeated")
+            token = page.next_token
+
+
+def _parse(
+    parser: Callable[[Any], _T],
+    payload: Any,
+    method: str,
+    path: str,
+    *,
+    creates_job: bool = False,
+) -> _T:
+    """Run a wire parser; a malformed 2xx body becomes the right API error."""
+    try:
+        return parser(payload)
+    except WireFormatError as exc:
+        if creates_job:
+            # A 2xx means the job exists, but we cannot read its id: reconcile, never re-post.
+            raise OutcomeUnknownError(
+                f"{method} {path}: unreadable success answer ({exc})",
+                body=payload,
+                method=method,
+                url=path,
+            ) from exc
+        raise PermanentApiError(
+            f"{method} {path}: unexpected answer ({exc})", body=payload, method=method, url=path
+        ) from exc
