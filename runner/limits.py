@@ -48,11 +48,40 @@ class RateLimiter:
             await self._sleep(wait)
 
 
+class Slots:
+    """A counter of held slots that any task may release (unlike anyio's CapacityLimiter,
+    whose borrower is a task): a feeder takes a slot and the job's task gives it back.
+
+    `force_acquire` counts a slot even past the limit: jobs of a resumed run are at the API
+    already. `release` is synchronous so that it also runs in a cancelled task's cleanup.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self.peak = 0
+        self._freed = anyio.Event()
+
+    async def acquire(self) -> None:
+        while self.count >= self.limit:
+            await self._freed.wait()
+        self.force_acquire()
+
+    def force_acquire(self) -> None:
+        self.count += 1
+        self.peak = max(self.peak, self.count)
+
+    def release(self) -> None:
+        self.count -= 1
+        freed, self._freed = self._freed, anyio.Event()
+        freed.set()
+
+
 class ModelLimiters:
-    """One CapacityLimiter per model that has a limit; models without one are unlimited."""
+    """Slots per model that has a limit; models without one are unlimited."""
 
     def __init__(self, limits: Mapping[str, int]) -> None:
-        self._limiters = {m: anyio.CapacityLimiter(n) for m, n in limits.items()}
+        self._limiters = {m: Slots(n) for m, n in limits.items()}
 
-    def get(self, model: str) -> anyio.CapacityLimiter | None:
+    def get(self, model: str) -> Slots | None:
         return self._limiters.get(model)

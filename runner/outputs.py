@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -110,3 +111,24 @@ def write_metadata(directory: Path, records: Iterable[JobRecord]) -> None:
         for row in metadata_rows(records)
     )
     write_atomically(directory / METADATA_NAME, lines)
+
+
+def file_matches(path: Path, sha256: str, size: int) -> bool:
+    """True when `path` exists with exactly `size` bytes and the given sha256."""
+    try:
+        if path.stat().st_size != size:
+            return False
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha256
+
+
+def recorded_files_ok(directory: Path, record: JobRecord) -> bool:
+    """Every file the ledger says a job has is on disk and verifies (size and sha256)."""
+    return all(
+        file_matches(directory / a.path, a.sha256, a.bytes) for a in record.assets
+    )

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import anyio
 
 from runner.domain import RemoteJob
 
@@ -92,3 +94,69 @@ def _fits(intent: Intent, job: RemoteJob) -> bool:
     if job.created_at is None:
         return True
     return parse_ts(job.created_at) >= parse_ts(intent.ts) - CLOCK_SKEW
+
+
+class Reconciler:
+    """Resolves lost POST answers against the API's job list, one listing at a time.
+
+    It keeps the set of jobIds already claimed (from the ledger, from successful POSTs and
+    from adoptions) and the POSTs under way per body: a lost answer is looked for only once
+    no POST of the same body is still in the air, so an intent never adopts the job a
+    sibling's POST is about to report.
+    """
+
+    def __init__(
+        self,
+        list_jobs: Callable[[str], AsyncIterator[RemoteJob]],
+        *,
+        claimed: set[str],
+        settle: float,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        poll_interval: float = 2.0,
+    ) -> None:
+        self._list_jobs = list_jobs
+        self.claimed = claimed
+        self._settle = settle
+        self._clock = clock
+        self._sleep = sleep
+        self._interval = poll_interval
+        self._lock = anyio.Lock()
+        self._posting: Counter[str] = Counter()
+
+    def posting(self, body_json: str, delta: int) -> None:
+        """Count a POST of this body as started (+1) or answered (-1)."""
+        self._posting[body_json] += delta
+
+    def claim(self, job_id: str) -> None:
+        self.claimed.add(job_id)
+
+    async def _list_and_match(self, intents: Sequence[Intent]) -> dict[str, RemoteJob]:
+        async with self._lock:
+            jobs = [j async for j in self._list_jobs(listing_start(intents))]
+            adopted = match_intents(intents, jobs, self.claimed)
+            self.claimed.update(j.job_id for j in adopted.values())
+            return adopted
+
+    async def resolve(self, intents: Sequence[Intent]) -> dict[str, RemoteJob | None]:
+        """For each intent, the job the API created for it, or None after the settle window.
+
+        Lists at least once, then until every intent is matched or the settle window after
+        the newest intent has passed (an old intent from a crashed run needs one listing).
+        """
+        result: dict[str, RemoteJob | None] = {}
+        waiting = list(intents)
+        newest = max((parse_ts(i.ts) for i in intents), default=datetime.now(UTC))
+        left = (newest - datetime.now(UTC)).total_seconds() + self._settle
+        deadline = self._clock() + max(0.0, left)
+        while waiting:
+            while any(self._posting[i.body_json] for i in waiting):
+                await self._sleep(0.05)
+            adopted = await self._list_and_match(waiting)
+            result.update(adopted)
+            waiting = [i for i in waiting if i.job not in adopted]
+            if not waiting or self._clock() >= deadline:
+                break
+            await self._sleep(min(self._interval, max(0.0, deadline - self._clock())))
+        result.update({i.job: None for i in waiting})
+        return result

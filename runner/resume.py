@@ -97,3 +97,18 @@ def _decide_unchanged(record: JobRecord, *, files_ok: bool, retry_failed: bool) 
     return Decision(
         Action.HOLD, f"{state.value}: not resubmitted (use --retry-failed to try again)"
     )
+
+
+# Failure texts that say "try again later" vs "this input will never pass". A content-policy
+# rejection is never retried blindly: the same body would be refused (and maybe billed) again.
+_POLICY_WORDS = ("policy", "moderation", "nsfw", "safety", "prohibited", "not allowed", "ip ")
+_TRANSIENT_WORDS = ("temporar", "transient", "try again", "retry", "timeout", "timed out",
+                    "capacity", "overload", "unavailable", "internal error")
+
+
+def is_transient_failure(error: str | None, hint: str | None) -> bool:
+    """True when a failed job's error/hint says the failure may not happen again."""
+    text = f"{error or ''} {hint or ''}".lower()
+    if any(word in text for word in _POLICY_WORDS):
+        return False
+    return any(word in text for word in _TRANSIENT_WORDS)

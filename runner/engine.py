@@ -1,0 +1,230 @@
+"""Wiring of one `run`: output folder, ledger, decisions, HTTP sessions, scheduler.
+
+`prepare_run` does everything that needs no network and may refuse (lock, changed jobs);
+`execute_run` opens the sessions and runs the scheduler. Both take every varying thing as a
+parameter (base URL, credentials, clock, sleep), and only the CLI builds those.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+
+from runner.assets import AssetUploader
+from runner.client import Credentials, ScenarioClient
+from runner.domain import JobSpec, JobState
+from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, UsageError
+from runner.halting import Budget, FailureLimit, HaltReason
+from runner.jobflow import FlowConfig, JobFlow, Stop
+from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, replay
+from runner.limits import ModelLimiters, RateLimiter
+from runner.manifest import Manifest
+from runner.outputs import recorded_files_ok, write_metadata, write_plan
+from runner.polling import PollPolicy
+from runner.progress import Progress
+from runner.reconcile import Reconciler
+from runner.resume import Action, decide
+from runner.retry import Pacer
+from runner.scheduler import PoolConfig, Scheduler, WorkItem
+from runner.schemas import SchemaRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything a run needs to know besides the manifest (CLI flags over manifest settings)."""
+
+    out_dir: Path
+    concurrency: int = 8
+    model_concurrency: Mapping[str, int] = field(default_factory=dict)
+    submits_per_second: float | None = None
+    download_concurrency: int = 4
+    poll: PollPolicy = field(default_factory=PollPolicy)
+    settle: float = 30.0
+    budget: float | None = None
+    max_failures: FailureLimit = field(default_factory=FailureLimit)
+    auto_retries: int = 1
+    retry_failed: bool = False
+    redo_changed: bool = False
+    redo_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a run ended."""
+
+    exit_code: int
+    halt: HaltReason | None
+    records: Mapping[str, JobRecord]
+    peak_in_flight: int
+
+
+def plan_items(
+    manifest: Manifest, records: Mapping[str, JobRecord], options: RunOptions
+) -> list[WorkItem]:
+    """The work items of a run; raises UsageError (nothing sent) for changed jobs."""
+    items: list[WorkItem] = []
+    for spec in manifest.jobs:
+        record = records.get(spec.id)
+        redo = options.redo_changed or spec.id in options.redo_ids
+        files_ok = record is not None and recorded_files_ok(options.out_dir, record)
+        decision = decide(spec.model, spec.params, record, files_ok=files_ok,
+                          retry_failed=options.retry_failed, redo=redo)
+        items.append(WorkItem(spec, decision, record))
+    changed = [i for i in items if i.decision.action is Action.CHANGED]
+    if changed:
+        lines = "; ".join(f"{i.spec.id}: {', '.join(i.decision.changed)}" for i in changed[:20])
+        more = f" (and {len(changed) - 20} more)" if len(changed) > 20 else ""
+        raise UsageError(
+            f"{len(changed)} job(s) differ from what was submitted under the same id: "
+            f"{lines}{more}",
+            hint="rename them to keep both, or pass --redo-changed (or --redo ID) to "
+            "submit the new version; the ledger keeps the old attempt",
+        )
+    return items
+
+
+def exit_code_for(
+    specs: Sequence[JobSpec], records: Mapping[str, JobRecord], halt: HaltReason | None
+) -> int:
+    """0 all done with files, 1 some failed/canceled/missing, 3 halted, 130 interrupted."""
+    if halt is HaltReason.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    if halt is not None:
+        return EXIT_HALTED
+    for spec in specs:
+        record = records.get(spec.id)
+        if record is None or not record.all_downloaded:
+            return EXIT_JOBS_FAILED
+    return EXIT_OK
+
+
+class CostEstimator:
+    """Dry-run prices cached per model and the params that change the price."""
+
+    PRICE_KEYS = ("duration", "mode", "generateAudio", "video", "multiPrompt")
+
+    def __init__(self, client: ScenarioClient) -> None:
+        self._client = client
+        self._cache: dict[str, float] = {}
+
+    async def __call__(self, model: str, body: Mapping[str, Any]) -> float:
+        key = repr((model, [repr(body.get(k)) for k in self.PRICE_KEYS]))
+        if key not in self._cache:
+            self._cache[key] = await self._client.estimate(model, body)
+        return self._cache[key]
+
+
+@dataclass
+class RunContext:
+    """The injected shell of a run."""
+
+    base_url: str
+    credentials: Credentials
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+    stop: Stop = field(default_factory=Stop)
+
+
+def _list_jobs_from(client: ScenarioClient) -> Callable[[str], Any]:
+    def list_since(created_after: str) -> Any:
+        return client.list_jobs(created_after=created_after)
+
+    return list_since
+
+
+async def execute_run(
+    *,
+    manifest: Manifest,
+    registry: SchemaRegistry,
+    items: Sequence[WorkItem],
+    records: Mapping[str, JobRecord],
+    options: RunOptions,
+    ctx: RunContext,
+    progress: Progress,
+) -> RunResult:
+    """Run the batch; the ledger and metadata.jsonl are complete however it ends."""
+    ledger = JsonlLedger(options.out_dir)
+    writer = LedgerWriter(ledger)
+    claimed = {r.job_id for r in records.values() if r.job_id}
+    claimed.update(j for r in records.values() for j in r.previous_job_ids)
+    scheduler: Scheduler | None = None
+    try:
+        async with _sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
+            tg.start_soon(writer.run)
+            client = ScenarioClient(api_session, ctx.base_url, ctx.credentials,
+                                    pacer=Pacer(), sleep=ctx.sleep)
+            flow = JobFlow(
+                client=client, cdn_session=cdn_session,
+                uploader=AssetUploader(client, cdn_session,
+                                       options.out_dir / ".cache" / "assets.json"),
+                registry=registry, writer=writer,
+                reconciler=Reconciler(_list_jobs_from(client), claimed=claimed,
+                                      settle=options.settle, clock=ctx.clock, sleep=ctx.sleep),
+                budget=Budget(options.budget, sum(r.total_cost for r in records.values())),
+                estimate=CostEstimator(client) if options.budget is not None else None,
+                progress=progress, stop=ctx.stop,
+                config=FlowConfig(options.out_dir, options.poll, options.auto_retries),
+                clock=ctx.clock, sleep=ctx.sleep,
+            )
+            scheduler = Scheduler(
+                flow,
+                PoolConfig(options.concurrency, options.download_concurrency,
+                           options.max_failures, options.auto_retries),
+                ModelLimiters(options.model_concurrency),
+                RateLimiter(options.submits_per_second, clock=ctx.clock, sleep=ctx.sleep),
+            )
+            await scheduler.run(items)
+            writer.close()
+    finally:
+        ledger.close()
+        final = replay(JsonlLedger(options.out_dir).read_events())
+        write_metadata(options.out_dir, final.values())
+    halt = ctx.stop.halt or (HaltReason.INTERRUPTED if ctx.stop.draining else None)
+    return RunResult(exit_code_for(manifest.jobs, final, halt), halt, final,
+                     scheduler.in_flight.peak if scheduler else 0)
+
+
+class _sessions:
+    """Two aiohttp sessions: one for the API (credentials added per request by the client,
+    only for its origin), one that never carries credentials, for the CDN and upload parts.
+    """
+
+    async def __aenter__(self) -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
+        timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=60.0)
+        self._api = aiohttp.ClientSession(timeout=timeout, raise_for_status=False)
+        self._cdn = aiohttp.ClientSession(timeout=timeout, raise_for_status=False)
+        return self._api, self._cdn
+
+    async def __aexit__(self, *exc: object) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._api.close()
+            await self._cdn.close()
+
+
+def load_records(out_dir: Path) -> dict[str, JobRecord]:
+    """Replay the folder's ledger (empty for a new folder)."""
+    return replay(JsonlLedger(out_dir).read_events())
+
+
+def start_run_files(out_dir: Path, manifest: Manifest, records: Mapping[str, JobRecord]) -> None:
+    """Snapshot the plan, and make metadata.jsonl whole after a killed run."""
+    write_plan(out_dir, manifest.jobs)
+    write_metadata(out_dir, records.values())
+
+
+def state_counts(records: Mapping[str, JobRecord], specs: Sequence[JobSpec]) -> dict[str, int]:
+    """Jobs per state for the manifest's jobs."""
+    counts = {s.value: 0 for s in JobState}
+    for spec in specs:
+        record = records.get(spec.id)
+        counts[(record.state if record else JobState.PENDING).value] += 1
+    return counts

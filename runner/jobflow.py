@@ -1,0 +1,327 @@
+"""One job's way through the API: upload its files, submit, follow, download.
+
+`JobFlow` holds the shared services of a batch (client, uploader, ledger writer, limits,
+budget, reconciler) and runs one job at a time per call; the scheduler decides which jobs
+run and how many at once. Every outcome becomes a ledger record; only bugs, ledger I/O
+failures and cancellation propagate.
+
+Money is spent at the generate POST, so the order here is fixed: the `intent` record is
+durable before the request leaves; the jobId is recorded the moment it arrives; a POST whose
+answer was lost is reconciled against the job list before anything is posted again.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from runner.assets import AssetUploader
+from runner.client import ScenarioClient
+from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
+from runner.download import download_asset
+from runner.errors import (
+    ApiError,
+    AuthError,
+    CreditError,
+    OutcomeUnknownError,
+    PermanentApiError,
+)
+from runner.halting import Budget, HaltReason
+from runner.ledger import JobRecord, LedgerWriter, make_event, utc_now_iso
+from runner.outputs import video_relpath
+from runner.polling import PollPolicy, PollTimeout, wait_terminal
+from runner.progress import Progress
+from runner.reconcile import Intent, Reconciler, body_fingerprint, canonical_json
+from runner.schemas import SchemaRegistry
+
+log = logging.getLogger(__name__)
+
+# How many times one job may be re-posted after reconciliation found nothing.
+MAX_REPOSTS = 3
+
+
+class _Repost(enum.Enum):
+    """The POST's answer was lost and the API shows no such job: post again."""
+
+    REPOST = "repost"
+
+
+class Stop:
+    """Whether new submissions may start: cleared by a drain (signal) or a halt."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.halt: HaltReason | None = None
+
+    @property
+    def submissions_allowed(self) -> bool:
+        return not self.draining and self.halt is None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    """What varies per run for a job's flow."""
+
+    out_dir: Path
+    poll: PollPolicy
+    auto_retries: int = 1
+
+
+def set_pointer(body: dict[str, Any], pointer: tuple[str | int, ...], value: str) -> None:
+    """Replace the value at `pointer` (keys and list indexes) inside a JSON-like body."""
+    node: Any = body
+    for step in pointer[:-1]:
+        node = node[step]
+    node[pointer[-1]] = value
+
+
+def deep_copy_json(value: Any) -> Any:
+    """A copy of plain JSON data (dicts, lists, scalars)."""
+    if isinstance(value, Mapping):
+        return {k: deep_copy_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [deep_copy_json(v) for v in value]
+    return value
+
+
+class JobFlow:
+    """The per-job pipeline, sharing one batch's services."""
+
+    def __init__(
+        self,
+        *,
+        client: ScenarioClient,
+        cdn_session: aiohttp.ClientSession,
+        uploader: AssetUploader,
+        registry: SchemaRegistry,
+        writer: LedgerWriter,
+        reconciler: Reconciler,
+        budget: Budget,
+        estimate: Callable[[str, Mapping[str, Any]], Awaitable[float]] | None,
+        progress: Progress,
+        stop: Stop,
+        config: FlowConfig,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self.client = client
+        self.cdn_session = cdn_session
+        self.uploader = uploader
+        self.registry = registry
+        self.writer = writer
+        self.reconciler = reconciler
+        self.budget = budget
+        self.estimate = estimate
+        self.progress = progress
+        self.stop = stop
+        self.config = config
+        self.clock = clock
+        self.sleep = sleep
+        self.states: dict[str, JobState] = {}
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def set_state(self, job: str, state: JobState) -> None:
+        old = self.states.get(job)
+        if old is not state:
+            self.states[job] = state
+            self.progress.move(old, state)
+
+    async def record(self, job: str, event: str, **fields: Any) -> None:
+        await self.writer.append(make_event(job, event, **fields))
+
+    # -- submitting ----------------------------------------------------------------------
+
+    async def build_body(self, spec: JobSpec) -> dict[str, Any]:
+        """The request body: params with every local file replaced by its asset id."""
+        body: dict[str, Any] = deep_copy_json(spec.params)
+        for ref in self.registry.asset_inputs(spec.model, spec.params):
+            if not ref.is_asset_id:
+                path = (spec.base_dir / ref.value).resolve()
+                set_pointer(body, ref.pointer, await self.uploader.asset_id_for(path, ref.kind))
+        return body
+
+    async def reserve(self, spec: JobSpec, body: Mapping[str, Any]) -> float | None:
+        """Reserve the job's estimated cost; None (and a halt) when the budget says no."""
+        if self.budget.limit is None or self.estimate is None:
+            return 0.0
+        cost = await self.estimate(spec.model, body)
+        if self.budget.try_reserve(cost):
+            return cost
+        self.halt(HaltReason.BUDGET, f"{spec.id} would cost ~{cost:g} CU; budget "
+                  f"{self.budget.limit:g}, spent {self.budget.spent:g}")
+        return None
+
+    def halt(self, reason: HaltReason, detail: str) -> None:
+        if self.stop.halt is None:
+            self.stop.halt = reason
+            self.progress.halt = reason.value
+            self.progress.note(f"halting: {reason.value} ({detail})")
+
+    async def submit(self, spec: JobSpec, attempt: int) -> str | None:
+        """Post the job once (reconciling a lost answer); its jobId, or None if not created."""
+        try:
+            body = await self.build_body(spec)
+        except ApiError as exc:
+            await self._refuse(spec, attempt, exc, what="uploading its files")
+            return None
+        for _ in range(MAX_REPOSTS):
+            if not self.stop.submissions_allowed:
+                return None
+            estimate = await self.reserve(spec, body)
+            if estimate is None:
+                return None
+            outcome = await self._post(spec, body, attempt, estimate)
+            if outcome is not _Repost.REPOST:
+                return outcome
+            attempt += 1
+        await self.record(spec.id, "not-submitted", attempt=attempt,
+                          error="reconciliation kept finding no job; gave up re-posting")
+        return None
+
+    async def _post(
+        self, spec: JobSpec, body: dict[str, Any], attempt: int, estimate: float
+    ) -> str | _Repost | None:
+        body_json = canonical_json(body)
+        await self.record(spec.id, "intent", attempt=attempt, model=spec.model,
+                          params=dict(spec.params), body=body,
+                          fingerprint=body_fingerprint(spec.model, body))
+        self.reconciler.posting(body_json, +1)
+        try:
+            submission = await self.client.generate(spec.model, body)
+        except OutcomeUnknownError as exc:
+            self.reconciler.posting(body_json, -1)
+            return await self._after_unknown(spec, body_json, attempt, estimate, exc)
+        except ApiError as exc:
+            self.reconciler.posting(body_json, -1)
+            self.budget.release(estimate)
+            await self._refuse(spec, attempt, exc, what="submitting it")
+            return None
+        except BaseException:
+            self.reconciler.posting(body_json, -1)
+            raise
+        self.reconciler.posting(body_json, -1)
+        self.reconciler.claim(submission.job.job_id)
+        self.budget.settle(estimate, submission.cost)
+        await self._submitted(spec, submission.job, attempt, submission.cost, reconciled=False)
+        return submission.job.job_id
+
+    async def _submitted(
+        self, spec: JobSpec, job: RemoteJob, attempt: int, cost: float | None, *, reconciled: bool
+    ) -> None:
+        await self.record(spec.id, "submitted", jobId=job.job_id, model=spec.model,
+                          attempt=attempt, cost=cost, reconciled=reconciled or None)
+        self.progress.cost += cost or 0.0
+        self.set_state(spec.id, JobState.SUBMITTED)
+
+    async def _after_unknown(
+        self, spec: JobSpec, body_json: str, attempt: int, estimate: float, exc: ApiError
+    ) -> str | _Repost:
+        await self.record(spec.id, "unknown", attempt=attempt, error=str(exc))
+        intent = Intent(spec.id, spec.model, body_json, utc_now_iso())
+        found = (await self.reconciler.resolve([intent]))[spec.id]
+        if found is None:
+            self.budget.release(estimate)
+            self.progress.note(f"{spec.id}: no job found after a lost answer; posting again")
+            return _Repost.REPOST
+        self.budget.settle(estimate, found.cu_cost)
+        await self.adopt(spec, found, attempt)
+        return found.job_id
+
+    async def adopt(self, spec: JobSpec, job: RemoteJob, attempt: int) -> None:
+        """Record a job that reconciliation found for this manifest job."""
+        self.progress.adopted += 1
+        self.progress.note(f"{spec.id}: adopted {job.job_id} (its POST's answer was lost)")
+        await self._submitted(spec, job, attempt, job.cu_cost, reconciled=True)
+
+    async def _refuse(self, spec: JobSpec, attempt: int, exc: ApiError, *, what: str) -> None:
+        if isinstance(exc, AuthError | CreditError):
+            reason = HaltReason.AUTH if isinstance(exc, AuthError) else HaltReason.CREDIT
+            self.halt(reason, str(exc))
+            await self.record(spec.id, "not-submitted", attempt=attempt, error=str(exc))
+            return
+        if isinstance(exc, PermanentApiError):
+            await self.record(spec.id, "rejected", attempt=attempt, status=exc.status,
+                              error=f"refused while {what}: {exc}")
+            self.set_state(spec.id, JobState.FAILED)
+            return
+        # Transient and out of retries: nothing was created; the job stays pending.
+        await self.record(spec.id, "not-submitted", attempt=attempt, error=str(exc))
+        self.progress.note(f"{spec.id}: not submitted ({exc}); a re-run will try again")
+
+    # -- following -----------------------------------------------------------------------
+
+    async def follow(self, spec: JobSpec, job_id: str) -> RemoteJob | None:
+        """Poll until terminal and record the outcome; None when it timed out or the API
+        could not be asked."""
+        async def on_update(job: RemoteJob) -> None:
+            if job.status in _RUNNING and self.states.get(spec.id) is JobState.SUBMITTED:
+                await self.record(spec.id, "running", jobId=job_id, status=job.raw_status)
+                self.set_state(spec.id, JobState.RUNNING)
+
+        try:
+            final = await wait_terminal(self.client.get_job, job_id, policy=self.config.poll,
+                                        clock=self.clock, sleep=self.sleep, on_update=on_update)
+        except PollTimeout:
+            await self.record(spec.id, "timed-out", jobId=job_id,
+                              error=f"no terminal status within {self.config.poll.deadline:g}s")
+            self.set_state(spec.id, JobState.FAILED)
+            return None
+        except (AuthError, CreditError) as exc:
+            self.halt(HaltReason.AUTH if isinstance(exc, AuthError) else HaltReason.CREDIT,
+                      str(exc))
+            return None
+        except ApiError as exc:
+            await self.record(spec.id, "timed-out", jobId=job_id, error=f"polling failed: {exc}")
+            self.set_state(spec.id, JobState.FAILED)
+            return None
+        await self._terminal(spec, final)
+        return final
+
+    async def _terminal(self, spec: JobSpec, job: RemoteJob) -> None:
+        event, state = _TERMINAL_EVENTS[job.status]
+        await self.record(spec.id, event, jobId=job.job_id, status=job.raw_status,
+                          error=job.error, hint=job.hint, assetIds=list(job.asset_ids) or None)
+        self.set_state(spec.id, state)
+
+    # -- downloading ---------------------------------------------------------------------
+
+    async def download_all(self, spec: JobSpec, asset_ids: tuple[str, ...],
+                           have: frozenset[str] = frozenset()) -> bool:
+        """Fetch every asset not in `have`; True when all files are in place and verified."""
+        ok = True
+        for index, asset_id in enumerate(asset_ids):
+            if asset_id in have:
+                continue
+            rel = video_relpath(spec.id, index, len(asset_ids))
+            try:
+                got = await download_asset(self.client, self.cdn_session, asset_id,
+                                           self.config.out_dir / rel, sleep=self.sleep)
+            except ApiError as exc:
+                ok = False
+                await self.record(spec.id, "download-failed", assetId=asset_id, error=str(exc))
+                self.progress.note(f"{spec.id}: download of {asset_id} failed: {exc}")
+                continue
+            await self.record(spec.id, "downloaded", assetId=asset_id, path=rel,
+                              sha256=got.sha256, bytes=got.bytes)
+            self.progress.downloaded += 1
+        return ok
+
+
+_RUNNING = frozenset({RemoteStatus.WARMING_UP, RemoteStatus.IN_PROGRESS, RemoteStatus.FINALIZING})
+_TERMINAL_EVENTS = {
+    RemoteStatus.SUCCESS: ("succeeded", JobState.SUCCEEDED),
+    RemoteStatus.FAILURE: ("failed", JobState.FAILED),
+    RemoteStatus.CANCELED: ("canceled", JobState.CANCELED),
+}
+
+
+def initial_state(record: JobRecord | None) -> JobState:
+    """The state a job starts this run in, from its ledger record."""
+    return record.state if record is not None else JobState.PENDING
