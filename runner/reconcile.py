@@ -75,7 +75,7 @@ def match_intents(
         if key is not None and job.job_id not in claimed:
             pool[key].append(job)
     for candidates in pool.values():
-        candidates.sort(key=lambda j: (j.created_at or "", j.job_id))
+        candidates.sort(key=_created_order)
     adopted: dict[str, RemoteJob] = {}
     taken: set[str] = set()
     for intent in sorted(intents, key=lambda i: (i.ts, i.job)):
@@ -86,6 +86,14 @@ def match_intents(
             taken.add(job.job_id)
             break
     return adopted
+
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def _created_order(job: RemoteJob) -> tuple[datetime, str]:
+    # Instants, not strings: a listing may mix precisions ("…00Z", "…00.500Z") and offsets.
+    return (parse_ts(job.created_at) if job.created_at else _EPOCH, job.job_id)
 
 
 def _fits(intent: Intent, job: RemoteJob) -> bool:

@@ -68,23 +68,26 @@ def decide(
     if record is None or (record.state is JobState.PENDING and not record.unresolved_intent):
         return Decision(Action.SUBMIT, "not submitted yet: will be submitted")
     changed = changed_fields(model, params, record)
-    if changed:
-        if redo:
-            return Decision(Action.SUBMIT, "changed, and a redo was asked: new attempt", changed)
+    if changed and not redo:
         return Decision(
             Action.CHANGED,
             f"changed since it was submitted ({', '.join(changed)}): refused until "
             "--redo-changed (or --redo ID)",
             changed,
         )
+    if record.unresolved_intent:
+        # Even a job the user wants redone first has its lost POST looked for: that POST may
+        # have created (and billed) a job, which must be in the ledger before anything new.
+        return Decision(
+            Action.RECONCILE, "POST outcome unknown: will look for the job before posting",
+            changed,
+        )
+    if changed:
+        return Decision(Action.SUBMIT, "changed, and a redo was asked: new attempt", changed)
     return _decide_unchanged(record, files_ok=files_ok, retry_failed=retry_failed)
 
 
 def _decide_unchanged(record: JobRecord, *, files_ok: bool, retry_failed: bool) -> Decision:
-    if record.unresolved_intent:
-        return Decision(
-            Action.RECONCILE, "POST outcome unknown: will look for the job before posting"
-        )
     state = record.state
     if state is JobState.SUCCEEDED:
         if record.all_downloaded and files_ok:

@@ -208,12 +208,6 @@ def test_an_older_intent_can_take_a_job_too_old_for_a_younger_intent() -> None:
     assert ids(match_intents(intents, jobs, set())) == {"old": "job_1000", "young": "job_1200"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: match_intents orders candidate jobs by the createdAt *string*, so "
-    "'12:00:00.500Z' sorts before '12:00:00Z' (and '+02:00' offsets sort by wall time): "
-    "'oldest job first' breaks when the listing mixes precisions or offsets",
-)
 def test_oldest_job_first_compares_instants_not_strings() -> None:
     jobs = [remote("job_later", created="2025-01-01T12:00:00.500Z"),
             remote("job_earlier", created="2025-01-01T12:00:00Z")]  # fmt: skip

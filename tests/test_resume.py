@@ -161,12 +161,6 @@ def test_changes_do_not_matter_for_a_job_that_was_never_sent() -> None:
         assert decision.changed == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: decide() checks changes before the unresolved intent, so --redo-changed "
-    "re-posts a job whose previous POST may have created (and billed) a job, without "
-    "reconciling it first (product.md: reconciled 'before anything is posted again')",
-)
 def test_redo_of_a_changed_job_with_an_unresolved_intent_reconciles_first() -> None:
     decision = decide(MODEL, {**PARAMS, "prompt": "new"}, INTENT, files_ok=True, redo=True)
     assert decision.action is Action.RECONCILE
