@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from runner.outputs import (
     METADATA_NAME,
     PLAN_NAME,
     PlannedJob,
+    file_matches,
     metadata_rows,
     read_plan,
     video_relpath,
@@ -194,3 +196,25 @@ def test_atomic_write_that_fails_keeps_the_old_file_and_no_temp(tmp_path: Path) 
 def test_atomic_write_creates_the_file(tmp_path: Path) -> None:
     write_atomically(tmp_path / "new.bin", [b"a", b"b", b"c"])
     assert (tmp_path / "new.bin").read_bytes() == b"abc"
+
+
+@pytest.mark.parametrize(
+    ("content", "sha_of", "size_delta", "expected"),
+    [
+        (b"video bytes", b"video bytes", 0, True),
+        (b"video bytes", b"other bytes", 0, False),  # same size, other checksum
+        (b"video bytes", b"video bytes", 1, False),  # size differs: not even hashed
+        (b"", b"", 0, True),
+    ],
+)
+def test_file_matches(
+    tmp_path: Path, content: bytes, sha_of: bytes, size_delta: int, expected: bool
+) -> None:
+    path = tmp_path / "v.mp4"
+    path.write_bytes(content)
+    sha = hashlib.sha256(sha_of).hexdigest()
+    assert file_matches(path, sha, len(content) + size_delta) is expected
+
+
+def test_file_matches_a_missing_file_is_false(tmp_path: Path) -> None:
+    assert file_matches(tmp_path / "nope.mp4", hashlib.sha256(b"").hexdigest(), 0) is False

@@ -1,0 +1,188 @@
+"""Poll cadence and the wait loop, on a fake clock that sleeping advances."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import pytest
+
+from runner.domain import RemoteJob, RemoteStatus
+from runner.polling import PollPolicy, PollTimeout, next_poll_delay, wait_terminal
+
+DEFAULT = PollPolicy()
+
+
+@pytest.mark.parametrize(
+    ("policy", "polls_done", "expected"),
+    [
+        (DEFAULT, 0, 2.0),
+        (DEFAULT, 1, 3.0),
+        (DEFAULT, 2, 4.5),
+        (DEFAULT, 3, 6.75),
+        (DEFAULT, 4, 10.125),
+        (DEFAULT, 5, 15.0),  # 15.1875 capped
+        (DEFAULT, 50, 15.0),
+        (PollPolicy(initial=1.0, factor=2.0, maximum=5.0), 0, 1.0),
+        (PollPolicy(initial=1.0, factor=2.0, maximum=5.0), 2, 4.0),
+        (PollPolicy(initial=1.0, factor=2.0, maximum=5.0), 3, 5.0),
+        (PollPolicy(initial=3.0, factor=1.0, maximum=10.0), 9, 3.0),  # constant cadence
+        (PollPolicy(initial=20.0, maximum=15.0), 0, 15.0),  # the cap wins from the start
+    ],
+)
+def test_next_poll_delay(policy: PollPolicy, polls_done: int, expected: float) -> None:
+    assert next_poll_delay(policy, polls_done) == pytest.approx(expected)
+
+
+class FakeTime:
+    """A clock that only moves when someone sleeps."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def job(raw: str, progress: float = 0.0) -> RemoteJob:
+    return RemoteJob("job_1", RemoteStatus.parse(raw), raw, progress)
+
+
+class FakeApi:
+    """Answers with the scripted statuses, then repeats the last one."""
+
+    def __init__(self, time: FakeTime, statuses: Sequence[str]) -> None:
+        self.time = time
+        self.statuses = list(statuses)
+        self.asked_at: list[float] = []
+
+    async def get_job(self, job_id: str) -> RemoteJob:
+        assert job_id == "job_1"
+        self.asked_at.append(self.time.now)
+        index = min(len(self.asked_at), len(self.statuses)) - 1
+        return job(self.statuses[index], progress=len(self.asked_at) / 10)
+
+
+async def wait(
+    statuses: Sequence[str], policy: PollPolicy = DEFAULT, **kw: object
+) -> tuple[RemoteJob, FakeTime, FakeApi]:
+    time = FakeTime()
+    api = FakeApi(time, statuses)
+    result = await wait_terminal(
+        api.get_job,
+        "job_1",
+        policy=policy,
+        clock=time.clock,
+        sleep=time.sleep,
+        **kw,  # type: ignore[arg-type]
+    )
+    return result, time, api
+
+
+@pytest.mark.parametrize(
+    ("statuses", "terminal", "polls"),
+    [
+        (["success"], RemoteStatus.SUCCESS, 1),
+        (["queued", "in-progress", "success"], RemoteStatus.SUCCESS, 3),
+        (["pending", "warming-up", "finalizing", "failure"], RemoteStatus.FAILURE, 4),
+        (["queued", "canceled"], RemoteStatus.CANCELED, 2),
+        (["queued", "something-new", "success"], RemoteStatus.SUCCESS, 3),  # unknown: wait
+    ],
+)
+async def test_wait_terminal_returns_the_first_terminal_answer(
+    statuses: list[str], terminal: RemoteStatus, polls: int
+) -> None:
+    result, time, api = await wait(statuses)
+    assert result.status is terminal
+    assert len(api.asked_at) == polls
+    assert time.sleeps == [next_poll_delay(DEFAULT, n) for n in range(polls)]
+
+
+async def test_unknown_status_keeps_waiting_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="runner.polling"):
+        result, _, api = await wait(["paused", "paused", "success"])
+    assert result.status is RemoteStatus.SUCCESS
+    assert len(api.asked_at) == 3
+    assert sum("'paused'" in r.getMessage() for r in caplog.records) == 2
+
+
+async def test_polls_are_spaced_by_the_cadence() -> None:
+    _, _, api = await wait(["queued"] * 4 + ["success"])
+    assert [t - 1000.0 for t in api.asked_at] == pytest.approx([2.0, 5.0, 9.5, 16.25, 26.375])
+
+
+async def test_first_delay_replaces_the_initial_wait() -> None:
+    _, time, _ = await wait(["queued", "success"], first_delay=0.0)
+    assert time.sleeps == [0.0, 3.0]
+
+
+async def test_on_update_sees_every_answer_in_order() -> None:
+    seen: list[tuple[str, float]] = []
+
+    async def on_update(update: RemoteJob) -> None:
+        seen.append((update.raw_status, update.progress))
+
+    await wait(["queued", "in-progress", "success"], on_update=on_update)
+    assert seen == [("queued", 0.1), ("in-progress", 0.2), ("success", 0.3)]
+
+
+async def test_deadline_raises_poll_timeout_with_the_last_job() -> None:
+    policy = PollPolicy(initial=2.0, factor=1.5, maximum=15.0, deadline=10.0)
+    time = FakeTime()
+    api = FakeApi(time, ["queued", "in-progress"])
+    with pytest.raises(PollTimeout) as caught:
+        await wait_terminal(api.get_job, "job_1", policy=policy, clock=time.clock, sleep=time.sleep)
+    assert caught.value.last is not None
+    assert caught.value.last.raw_status == "in-progress"
+    assert caught.value.last.progress == pytest.approx(0.3)
+    assert [t - 1000.0 for t in api.asked_at] == pytest.approx([2.0, 5.0, 9.5])
+    assert time.now - 1000.0 <= policy.deadline  # never sleeps past the deadline
+
+
+async def test_deadline_shorter_than_the_first_wait_times_out_without_asking() -> None:
+    policy = PollPolicy(deadline=1.0)
+    time = FakeTime()
+    api = FakeApi(time, ["success"])
+    with pytest.raises(PollTimeout) as caught:
+        await wait_terminal(api.get_job, "job_1", policy=policy, clock=time.clock, sleep=time.sleep)
+    assert caught.value.last is None
+    assert api.asked_at == []
+    assert time.sleeps == []
+
+
+async def test_a_five_minute_job_costs_about_twenty_polls() -> None:
+    time = FakeTime()
+
+    async def get_job(job_id: str) -> RemoteJob:
+        return job("success" if time.now - 1000.0 >= 300 else "in-progress")
+
+    calls = 0
+
+    async def counted(job_id: str) -> RemoteJob:
+        nonlocal calls
+        calls += 1
+        return await get_job(job_id)
+
+    await wait_terminal(counted, "job_1", policy=DEFAULT, clock=time.clock, sleep=time.sleep)
+    assert 18 <= calls <= 25
+
+
+async def test_errors_of_get_job_propagate() -> None:
+    time = FakeTime()
+
+    async def broken(job_id: str) -> RemoteJob:
+        raise ConnectionError("gone")
+
+    with pytest.raises(ConnectionError, match="gone"):
+        await wait_terminal(broken, "job_1", policy=DEFAULT, clock=time.clock, sleep=time.sleep)
+
+
+def test_poll_timeout_message() -> None:
+    assert "deadline" in str(PollTimeout(None))
