@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import signal
 import time
 from contextlib import AsyncExitStack
@@ -19,8 +18,9 @@ from pathlib import Path
 import anyio
 
 from runner.cli import output
+from runner.cli.endpoint import api_endpoint
 from runner.cli.live import render_progress
-from runner.client import DEFAULT_BASE_URL, Credentials, credentials_from_env
+from runner.client import DEFAULT_BASE_URL, Credentials
 from runner.engine import (
     RunContext,
     RunOptions,
@@ -130,17 +130,7 @@ def build_options(args: argparse.Namespace, manifest: Manifest) -> RunOptions:
 
 def resolve_endpoint(args: argparse.Namespace) -> tuple[str, Credentials] | None:
     """Base URL and credentials for a real run; None with --simulate. Never falls back."""
-    if args.simulate:
-        return None
-    credentials = credentials_from_env(os.environ)
-    if credentials is None:
-        raise UsageError(
-            "no Scenario credentials: nothing was submitted",
-            hint="export SCENARIO_SDK_API_KEY and SCENARIO_SDK_API_SECRET (or "
-            "SCENARIO_SDK_JWT), or add --simulate to run against the built-in simulator",
-        )
-    base_url = args.base_url or os.environ.get("SCENARIO_BASE_URL") or DEFAULT_BASE_URL
-    return base_url.rstrip("/"), credentials
+    return None if args.simulate else api_endpoint(args.base_url)
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -1,0 +1,27 @@
+"""Where the API is and who we are: from `--base-url` and the SDK's environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from runner.client import DEFAULT_BASE_URL, Credentials, credentials_from_env
+from runner.errors import UsageError
+
+
+def api_endpoint(
+    base_url_flag: str | None, env: Mapping[str, str] = os.environ
+) -> tuple[str, Credentials]:
+    """Base URL (flag, then $SCENARIO_BASE_URL, then the default) and credentials.
+
+    Raises UsageError when no credentials are set: nothing is ever sent without them.
+    """
+    credentials = credentials_from_env(env)
+    if credentials is None:
+        raise UsageError(
+            "no Scenario credentials: nothing was sent",
+            hint="export SCENARIO_SDK_API_KEY and SCENARIO_SDK_API_SECRET (or "
+            "SCENARIO_SDK_JWT); for `run`, --simulate uses the built-in simulator instead",
+        )
+    base_url = base_url_flag or env.get("SCENARIO_BASE_URL") or DEFAULT_BASE_URL
+    return base_url.rstrip("/"), credentials
