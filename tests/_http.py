@@ -10,9 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
+
+from runner.client import Credentials, ScenarioClient
+from runner.retry import Pacer, RetryPolicy
+
+AUTH = "Basic azpz"  # base64("k:s"), the SDK's own example
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -111,3 +117,19 @@ class FakeTime:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += max(seconds, 0.0)
+
+
+def api_client(
+    session: ClientSession, server_url: str, fake_time: FakeTime, **kwargs: Any
+) -> ScenarioClient:
+    """A ScenarioClient for a test server at `server_url`, on fake time, with Basic k:s."""
+    kwargs.setdefault("policy", RetryPolicy(max_attempts=5))
+    kwargs.setdefault("pacer", Pacer(fake_time.clock))
+    return ScenarioClient(
+        session,
+        f"{server_url}/v1",
+        Credentials(AUTH),
+        sleep=fake_time.sleep,
+        random=lambda: 0.0,
+        **kwargs,
+    )

@@ -1,0 +1,227 @@
+"""Downloads: stream an asset's signed URL to disk, verify it, and place it atomically.
+
+A file appears at its destination only complete and verified: bytes go to a temporary file
+beside it (same directory, so the final rename is atomic), hashed while streaming, checked
+against `Content-Length` and the asset's `properties.size`, fsynced, renamed with
+`os.replace`, and the directory fsynced so the rename survives a crash. Memory stays flat:
+chunks are buffered up to `_BLOCK` bytes and written (and hashed) on a worker thread.
+
+The signed URL lives on another origin (the CDN), so it is fetched on the bare session,
+without the API credentials. URLs expire: every attempt asks `GET /v1/assets/{id}` for a
+fresh one, so a 403 (or any 4xx) from the CDN is answered by refreshing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import anyio
+
+from runner.client import USER_AGENT, ScenarioClient, ensure_anonymous_session
+from runner.domain import RemoteAsset
+from runner.errors import PermanentApiError, TransientApiError
+from runner.retry import RetryPolicy, next_retry_delay
+
+log = logging.getLogger(__name__)
+
+_BLOCK = 1 << 20  # bytes handed to the writer thread at once: few thread hops, flat memory
+_POLICY = RetryPolicy()  # backoff between download attempts (not the API calls' policy)
+# CDN statuses that mean "this URL no longer works": refresh it from the asset.
+_REFRESH_STATUSES = frozenset({400, 401, 403, 404, 410})
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadedFile:
+    """A verified file on disk: where, its sha256 (hex) and its size in bytes."""
+
+    path: Path
+    sha256: str
+    bytes: int
+
+
+class _AttemptFailed(Exception):
+    """One download attempt failed in a way a new attempt (with a fresh URL) may fix."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def expired(self) -> bool:
+        return self.status in _REFRESH_STATUSES
+
+
+def size_problem(received: int, content_length: int | None, asset_size: int | None) -> str | None:
+    """Why `received` bytes are not the whole file, or None when every known size agrees."""
+    if content_length is not None and received != content_length:
+        return f"got {received} bytes, Content-Length said {content_length}"
+    if asset_size is not None and received != asset_size:
+        return f"got {received} bytes, the asset's properties.size is {asset_size}"
+    return None
+
+
+def part_path(dest: Path) -> Path:
+    """A fresh temporary name beside `dest` (same directory, so the rename is atomic)."""
+    return dest.parent / f".{dest.name}.part-{secrets.token_hex(6)}"
+
+
+class _PartFile:
+    """The temporary file of one attempt; sync methods, run on a worker thread."""
+
+    def __init__(self, dest: Path) -> None:
+        self.path = part_path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.path.open("xb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, block: bytes) -> None:
+        self._hash.update(block)
+        self._handle.write(block)
+        self.size += len(block)
+
+    def commit(self, dest: Path) -> str:
+        """fsync, rename into `dest`, fsync the directory; returns the sha256 hex digest."""
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self.path, dest)
+        _fsync_dir(dest.parent)
+        return self._hash.hexdigest()
+
+    def discard(self) -> None:
+        """Close and delete the temporary file (safe to call twice, and while cancelled)."""
+        self._handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+async def ready_asset(
+    client: ScenarioClient,
+    asset_id: str,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    poll_interval: float = 1.0,
+    max_polls: int = 120,
+) -> RemoteAsset:
+    """The asset once its status is no longer `pending`, with a fresh signed URL.
+
+    Raises PermanentApiError if the asset is in error or has no URL, TransientApiError if
+    it is still pending after `max_polls` polls `poll_interval` seconds apart.
+    """
+    for _ in range(max(1, max_polls)):
+        asset = await client.get_asset(asset_id)
+        if asset.status != "pending":
+            if asset.status == "error" or not asset.url:
+                raise PermanentApiError(
+                    f"asset {asset_id} cannot be downloaded (status {asset.status!r}, "
+                    f"url {'present' if asset.url else 'missing'})"
+                )
+            return asset
+        await sleep(poll_interval)
+    raise TransientApiError(
+        f"asset {asset_id} is still pending after {max_polls} polls — try the download again"
+    )
+
+
+async def _stream(
+    response: aiohttp.ClientResponse, part: _PartFile, chunk_size: int, limit: int | None
+) -> None:
+    buffer = bytearray()
+    async for chunk in response.content.iter_chunked(chunk_size):
+        buffer += chunk
+        if limit is not None and part.size + len(buffer) > limit:
+            raise _AttemptFailed(f"the body is longer than the expected {limit} bytes")
+        if len(buffer) >= _BLOCK:
+            await anyio.to_thread.run_sync(part.write, bytes(buffer))
+            buffer.clear()
+    if buffer:
+        await anyio.to_thread.run_sync(part.write, bytes(buffer))
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    asset: RemoteAsset,
+    dest: Path,
+    chunk_size: int,
+    client_timeout: aiohttp.ClientTimeout,
+) -> DownloadedFile:
+    # identity: a compressed transfer would make Content-Length disagree with the file.
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    async with session.get(asset.url, headers=headers, timeout=client_timeout) as response:
+        if response.status != 200:
+            raise _AttemptFailed(f"the CDN answered HTTP {response.status}", status=response.status)
+        length = response.content_length
+        limit = max((n for n in (length, asset.size) if n is not None), default=None)
+        # Created here, not on a thread: once it exists, the `finally` below must own it,
+        # and a cancelled thread hop could leave it behind.
+        part = _PartFile(dest)
+        try:
+            await _stream(response, part, chunk_size, limit)
+            if (problem := size_problem(part.size, length, asset.size)) is not None:
+                raise _AttemptFailed(f"truncated or wrong body: {problem}")
+            digest = await anyio.to_thread.run_sync(part.commit, dest)
+        finally:
+            # On success the file was renamed away; otherwise (errors, cancellation) this
+            # removes the partial file, synchronously so that cancellation cannot skip it.
+            part.discard()
+    return DownloadedFile(path=dest, sha256=digest, bytes=part.size)
+
+
+async def download_asset(
+    client: ScenarioClient,
+    session: aiohttp.ClientSession,
+    asset_id: str,
+    dest: Path,
+    *,
+    attempts: int = 5,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    chunk_size: int = 1 << 16,
+    read_timeout: float = 60.0,
+    poll_interval: float = 1.0,
+) -> DownloadedFile:
+    """Download asset `asset_id` to `dest`, verified and atomically placed.
+
+    Each attempt fetches the asset (waiting while it is pending) for a fresh signed URL and
+    streams it without credentials. An expired URL (403 and other 4xx) is refreshed at
+    once; truncated bodies, 5xx and network errors back off and retry. After `attempts`
+    failures raises PermanentApiError (the CDN kept refusing) or TransientApiError. Never
+    leaves a partial file at `dest`. `session` must not carry default credentials.
+    """
+    ensure_anonymous_session(session)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=read_timeout)
+    failures: list[_AttemptFailed] = []
+    for attempt in range(max(1, attempts)):
+        asset = await ready_asset(client, asset_id, sleep=sleep, poll_interval=poll_interval)
+        try:
+            return await _fetch(session, asset, dest, chunk_size, timeout)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            failures.append(_AttemptFailed(f"{type(exc).__name__}: {exc}"))
+        except _AttemptFailed as failure:
+            failures.append(failure)
+        log.info("download of %s failed (attempt %d): %s", asset_id, attempt + 1, failures[-1])
+        if attempt + 1 < attempts and not failures[-1].expired:
+            await sleep(next_retry_delay(_POLICY, attempt, None, 0.0))
+    raise _exhausted(asset_id, failures)
+
+
+def _exhausted(asset_id: str, failures: list[_AttemptFailed]) -> Exception:
+    last = failures[-1]
+    message = f"download of asset {asset_id} failed {len(failures)} times; last: {last}"
+    if all(f.expired for f in failures):
+        return PermanentApiError(message + " — the CDN refused every fresh URL", status=last.status)
+    return TransientApiError(message, status=last.status)
