@@ -93,3 +93,38 @@ def read_text(path: Path, shown: str) -> str:
         hint = "save the file as UTF-8"
         bad = f"byte 0x{data[exc.start]:02x} is not UTF-8"
         raise fail(bad, (shown, line, column), hint=hint) from None
+
+
+def problem(
+    message: str,
+    mark: Mark,
+    *,
+    job: str | None = None,
+    model: str | None = None,
+    path: str | None = None,
+    hint: str | None = None,
+) -> Problem:
+    """An error at `mark`, the way every manifest problem is built."""
+    return Problem(message, location(mark), job, model, path, hint)
+
+
+def mark_at(value: Any, pointer: tuple[str | int, ...], fallback: Mark) -> Mark:
+    """The mark of the deepest node of `pointer` that exists under `value`."""
+    best = getattr(value, "mark", fallback)
+    for part in pointer:
+        if isinstance(value, LocDict) and part in value:
+            best, value = value.key_marks[part], value[part]
+        elif isinstance(value, LocList) and isinstance(part, int) and 0 <= part < len(value):
+            best, value = value.item_marks[part], value[part]
+        else:
+            break
+    return best
+
+
+def to_plain(value: Any) -> Any:
+    """A deep copy made of plain dicts and lists (aliases become independent copies)."""
+    if isinstance(value, dict):
+        return {key: to_plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_plain(item) for item in value]
+    return value
