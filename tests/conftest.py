@@ -53,7 +53,8 @@ class SimClient:
         """(status, headers, decoded JSON body or None) of one API request."""
         url = f"{self.sim.base_url}{path}"
         async with self.session.request(
-            method, url, json=json, params=params, headers=headers or self.auth
+            method, url, json=json, params=params,
+            headers=self.auth if headers is None else headers,
         ) as response:
             body = await response.json() if response.content_type == "application/json" else None
             return response.status, dict(response.headers), body
