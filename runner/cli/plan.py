@@ -58,8 +58,9 @@ def _print_text(manifest: Manifest, summary: PlanSummary, registry: SchemaRegist
         output.out(f"{spec.id:<{id_width}}  {spec.model:<{model_width}}  {length:>5}  {prompt}")
     output.out()
     for model, count in summary.per_model.items():
-        seconds = summary.seconds_per_model.get(model, 0)
-        output.out(f"{model:<{model_width}}  {count:>6} job(s)  {seconds:>8} s")
+        seconds = summary.seconds_per_model.get(model)
+        length = "video-length" if seconds is None else f"{seconds} s"
+        output.out(f"{model:<{model_width}}  {count:>6} job(s)  {length:>12}")
     total = f"total: {summary.jobs} job(s), {summary.total_seconds} s of video"
     if summary.unknown_length:
         total += f" + {summary.unknown_length} job(s) as long as their driving video"

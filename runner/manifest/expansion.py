@@ -68,10 +68,14 @@ def _check_keys(job: LocDict, name: str | None, ctx: Context) -> None:
         if key not in JOB_KEYS:
             guess = suggest(str(key), JOB_KEYS)
             hint = f"did you mean {guess!r}?" if guess else f"a job has {', '.join(JOB_KEYS)}"
-            if guess is None and isinstance(key, str) and key[:1].islower():
-                hint = f"model parameters go under params: ({hint})"
+            if _is_param(key, ctx.registry):
+                hint = "model parameters go under params:"
             message = f"unknown job key {key!r}"
             ctx.problems.append(problem(message, job.key_marks[key], job=name, hint=hint))
+
+
+def _is_param(key: object, registry: SchemaRegistry) -> bool:
+    return any(key in registry.schema(m).get("properties", {}) for m in registry.models)
 
 
 def _merged_params(job: LocDict, ctx: Context, name: str | None) -> LocDict | None:
