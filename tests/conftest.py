@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -49,7 +49,7 @@ class SimClient:
     async def call(
         self, method: str, path: str, *, json: Any = None, params: Any = None,
         headers: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, str], Any]:
+    ) -> tuple[int, Mapping[str, str], Any]:
         """(status, headers, decoded JSON body or None) of one API request."""
         url = f"{self.sim.base_url}{path}"
         async with self.session.request(
@@ -57,7 +57,7 @@ class SimClient:
             headers=self.auth if headers is None else headers,
         ) as response:
             body = await response.json() if response.content_type == "application/json" else None
-            return response.status, dict(response.headers), body
+            return response.status, response.headers.copy(), body
 
     async def upload_image(self, name: str = "frame.png") -> str:
         """Upload a small PNG through POST /v1/assets; returns the asset id."""
