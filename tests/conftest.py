@@ -87,9 +87,9 @@ class SimClient:
                 _, _, body = await self.call("GET", path)
         return str(body["upload"]["entityId"])
 
-    async def wait_job(self, job_id: str, timeout: float = 5.0) -> dict[str, Any]:
+    async def wait_job(self, job_id: str, within: float = 5.0) -> dict[str, Any]:
         """Poll a job until it is terminal; returns the job object."""
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(within):
             while True:
                 status, _, body = await self.call("GET", f"/jobs/{job_id}")
                 assert status == 200, body

@@ -6,8 +6,14 @@ import base64
 
 import pytest
 
-from runner.simulator import SimulatorConfig, request_fingerprint
-from runner.simulator import billing, faults, lifecycle, listing
+from runner.simulator import (
+    SimulatorConfig,
+    billing,
+    faults,
+    lifecycle,
+    listing,
+    request_fingerprint,
+)
 from runner.simulator.auth import authorized
 from runner.simulator.context import iso_ms, sign, signature_ok
 from runner.simulator.faults import Outcome
