@@ -23,6 +23,7 @@ from pathlib import Path
 
 import aiohttp
 import anyio
+from yarl import URL
 
 from runner.client import USER_AGENT, ScenarioClient, ensure_anonymous_session
 from runner.domain import RemoteAsset
@@ -160,9 +161,12 @@ async def _fetch(
     chunk_size: int,
     client_timeout: aiohttp.ClientTimeout,
 ) -> DownloadedFile:
+    # encoded=True: a signed URL must reach the CDN byte for byte, never re-quoted.
     # identity: a compressed transfer would make Content-Length disagree with the file.
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-    async with session.get(asset.url, headers=headers, timeout=client_timeout) as response:
+    async with session.get(
+        URL(asset.url, encoded=True), headers=headers, timeout=client_timeout
+    ) as response:
         if response.status != 200:
             raise _AttemptFailed(f"the CDN answered HTTP {response.status}", status=response.status)
         length = response.content_length

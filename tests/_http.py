@@ -7,7 +7,7 @@ at the server (how many POSTs arrived, which headers reached which origin).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +46,7 @@ class Server:
 
 
 @asynccontextmanager
-async def serve(routes: dict[tuple[str, str], Handler]) -> AsyncIterator[Server]:
+async def serve(routes: Mapping[tuple[str, str], Handler]) -> AsyncIterator[Server]:
     """Serve `{(METHOD, "/path/{var}"): handler}`, recording every request."""
     server_info = Server(url="")
 
