@@ -166,7 +166,9 @@ _HANDLERS: dict[str, Callable[[JobRecord, Mapping[str, Any]], JobRecord]] = {
         remote_status=e.get("status"),
     ),
     "timed-out": lambda r, e: replace(r, timed_out=True, error=e.get("error")),
-    "download-failed": lambda r, e: replace(r, error=e.get("error")),
+    "download-failed": lambda r, e: replace(
+        r, error=e.get("error"), assets=tuple(a for a in r.assets if a.asset_id != e.get("assetId"))
+    ),
 }
 
 

@@ -132,3 +132,10 @@ def recorded_files_ok(directory: Path, record: JobRecord) -> bool:
     return all(
         file_matches(directory / a.path, a.sha256, a.bytes) for a in record.assets
     )
+
+
+def verified_assets(directory: Path, record: JobRecord) -> frozenset[str]:
+    """The asset ids of a job whose recorded files are on disk and verify."""
+    return frozenset(
+        a.asset_id for a in record.assets if file_matches(directory / a.path, a.sha256, a.bytes)
+    )

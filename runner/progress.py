@@ -86,7 +86,7 @@ def completion_rate(done_times: list[float], now: float, window: float = 300.0) 
     recent = [t for t in done_times if now - t <= window]
     if len(recent) < 2:
         return 0.0
-    span = max(now - recent[0], 1e-6)
+    span = max(now - recent[0], 1.0)  # no wild rates from a burst in the first second
     return len(recent) / span
 
 

@@ -104,7 +104,8 @@ def _decide_unchanged(record: JobRecord, *, files_ok: bool, retry_failed: bool) 
 
 # Failure texts that say "try again later" vs "this input will never pass". A content-policy
 # rejection is never retried blindly: the same body would be refused (and maybe billed) again.
-_POLICY_WORDS = ("policy", "moderation", "nsfw", "safety", "prohibited", "not allowed", "ip ")
+_POLICY_WORDS = ("permanent", "policy", "moderation", "nsfw", "safety", "prohibited",
+                 "not allowed", "ip ")
 _TRANSIENT_WORDS = ("temporar", "transient", "try again", "retry", "timeout", "timed out",
                     "capacity", "overload", "unavailable", "internal error")
 

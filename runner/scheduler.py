@@ -22,6 +22,7 @@ from runner.halting import FailureLimit, HaltReason
 from runner.jobflow import JobFlow
 from runner.ledger import JobRecord
 from runner.limits import ModelLimiters, RateLimiter, Slots
+from runner.outputs import verified_assets
 from runner.reconcile import Intent, canonical_json
 from runner.resume import Action, Decision, is_transient_failure
 
@@ -187,7 +188,8 @@ class Scheduler:
     async def _download_task(self, spec: JobSpec, record: JobRecord) -> None:
         try:
             async with self.downloads:
-                have = frozenset(a.asset_id for a in record.assets)
+                out_dir = self.flow.config.out_dir
+                have = await anyio.to_thread.run_sync(verified_assets, out_dir, record)
                 await self.flow.download_all(spec, record.asset_ids, have)
         finally:
             self.workers.release()

@@ -19,9 +19,9 @@ from runner.errors import EXIT_INTERRUPTED, KlingBatchError
 
 def _commands() -> list[ModuleType]:
     # Imported here so that `--version` and errors in one command do not cost the others.
-    from runner.cli import plan, report, validate
+    from runner.cli import cancel, plan, report, run, status, validate
 
-    return [validate, plan, report]
+    return [validate, plan, run, status, cancel, report]
 
 
 def build_parser() -> argparse.ArgumentParser:

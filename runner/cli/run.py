@@ -67,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--download-concurrency", type=int, help="parallel downloads (4)")
     limits.add_argument("--job-timeout", type=float, metavar="SECONDS",
                         help="per-job deadline for a terminal status (default 3600)")
+    limits.add_argument("--poll-interval", type=float, metavar="SECONDS",
+                        help="first poll after this long, then x1.5 each time (default 2)")
+    limits.add_argument("--poll-max", type=float, metavar="SECONDS",
+                        help="longest wait between two polls of a job (default 15)")
     limits.add_argument("--settle", type=float, metavar="SECONDS",
                         help="how long a lost POST is looked for before posting again (30)")
     halts = parser.add_argument_group("halting and retries")
@@ -106,7 +110,7 @@ def build_options(args: argparse.Namespace, manifest: Manifest) -> RunOptions:
     """CLI flags over the manifest's `settings:`, over the defaults."""
     s = manifest.settings
     for name in ("concurrency", "submit_rate", "download_concurrency", "job_timeout",
-                 "settle", "budget"):
+                 "settle", "budget", "poll_interval", "poll_max"):
         _positive(f"--{name.replace('_', '-')}", getattr(args, name))
     poll = SIMULATE_POLL if args.simulate else PollPolicy()
     deadline = args.job_timeout or s.job_timeout or poll.deadline
@@ -117,7 +121,8 @@ def build_options(args: argparse.Namespace, manifest: Manifest) -> RunOptions:
         model_concurrency=_model_limits(args.model_concurrency, manifest),
         submits_per_second=args.submit_rate or s.submits_per_second,
         download_concurrency=args.download_concurrency or s.download_concurrency or 4,
-        poll=PollPolicy(poll.initial, poll.factor, poll.maximum, deadline),
+        poll=PollPolicy(args.poll_interval or poll.initial, poll.factor,
+                        args.poll_max or poll.maximum, deadline),
         settle=settle,
         budget=args.budget if args.budget is not None else s.budget,
         max_failures=FailureLimit.parse(args.max_failures or s.max_failures),

@@ -1,0 +1,296 @@
+"""`kling-batch run` end to end: the CLI, over real HTTP, against the simulator.
+
+Each test checks what a user relies on (exit code, files, ledger, status) and what only the
+server can tell (submissions per request fingerprint, jobs in flight, headers at the CDN).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from engine_helpers import (
+    ALL_MODELS,
+    background_simulator,
+    ledger_events,
+    make_assets,
+    run_cli,
+    sha256_of,
+    status_json,
+    t2v_jobs,
+    write_manifest,
+)
+
+from runner.cli import main
+from runner.simulator import Simulator
+
+
+@pytest.fixture(autouse=True)
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCENARIO_SDK_API_KEY", "test-key")
+    monkeypatch.setenv("SCENARIO_SDK_API_SECRET", "test-secret")
+    monkeypatch.delenv("SCENARIO_SDK_JWT", raising=False)
+    monkeypatch.delenv("SCENARIO_BASE_URL", raising=False)
+
+
+def assert_each_submitted_once(sim: Simulator) -> None:
+    counts = sim.stats.submissions_by_fingerprint
+    assert counts, "nothing was submitted"
+    assert max(counts.values()) == 1, counts
+
+
+def test_all_five_models_end_to_end_with_uploads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_assets(tmp_path / "assets")
+    manifest = write_manifest(tmp_path, ALL_MODELS)
+    out = tmp_path / "out"
+    with background_simulator() as sim:
+        assert run_cli(manifest, out, sim) == 0
+        assert_each_submitted_once(sim)
+        sim_jobs = {j.job_id: j for j in sim.stats.jobs}
+        uploads = sim.stats.requests_by_endpoint
+        assert sim.stats.cdn_authorization_headers == []
+    # The image is uploaded once through /assets, the video once through /uploads.
+    assert uploads["POST /v1/assets"] == 1, uploads
+    assert uploads["POST /v1/uploads"] == 1, uploads
+    rows = status_json(out, capsys)
+    assert {r["id"] for r in rows} == {j["id"] for j in ALL_MODELS}
+    for row in rows:
+        assert row["state"] == "succeeded"
+        assert sim_jobs[row["jobId"]].status == "success"
+        (asset,) = row["assets"]
+        path = out / asset["path"]
+        assert path.name == f"{row['id']}.mp4"
+        assert sha256_of(path) == asset["sha256"]
+        assert path.stat().st_size == asset["bytes"]
+    meta = [json.loads(x) for x in (out / "metadata.jsonl").read_text().splitlines()]
+    assert {m["job"] for m in meta} == {j["id"] for j in ALL_MODELS}
+    assert all((out / m["file_name"]).exists() for m in meta)
+
+
+def test_concurrency_limit_is_never_exceeded_at_the_server(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(24))
+    with background_simulator(job_seconds=(0.05, 0.15)) as sim:
+        assert run_cli(manifest, tmp_path / "out", sim, "--concurrency", "3") == 0
+        assert sim.stats.max_jobs_in_flight <= 3
+        assert sim.stats.max_jobs_in_flight >= 2  # the limit was actually reached for
+        assert sum(sim.stats.submissions_by_fingerprint.values()) == 24
+
+
+def test_a_5xx_after_the_job_was_created_is_reconciled_not_reposted(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(6))
+    out = tmp_path / "out"
+    with background_simulator(faults={"error_after_create": 1.0}) as sim:
+        assert run_cli(manifest, out, sim) == 0
+        assert_each_submitted_once(sim)
+        assert sum(sim.stats.generate_attempts_by_fingerprint.values()) == 6
+    events = ledger_events(out)
+    assert Counter(e["event"] for e in events)["unknown"] == 6
+    adopted = [e for e in events if e["event"] == "submitted" and e.get("reconciled")]
+    assert len(adopted) == 6
+
+
+def test_identical_bodies_are_reconciled_by_count(tmp_path: Path) -> None:
+    same = {"model": "model_kling-v3-t2v-4k",
+            "params": {"prompt": "The same shot", "duration": "5"}}
+    jobs = [{"id": f"rep-{i}", **same} for i in range(4)]
+    manifest = write_manifest(tmp_path, jobs)
+    out = tmp_path / "out"
+    with background_simulator(faults={"reset_after_create": 1.0}) as sim:
+        assert run_cli(manifest, out, sim) == 0
+        (count,) = sim.stats.submissions_by_fingerprint.values()
+        assert count == 4  # four repeats, four jobs: none twice, none lost
+    job_ids = [e["jobId"] for e in ledger_events(out) if e["event"] == "submitted"]
+    assert len(set(job_ids)) == 4
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"rate_limit": 0.3},
+        {"server_error": 0.3},
+        {"conflict": 0.3},
+        {"reset_before_create": 0.3},
+        {"truncated_download": 0.4},
+        {"expired_url": 0.4},
+        {"empty_page": 0.5, "error_after_create": 0.5},
+    ],
+    ids="+".join,
+)
+def test_transient_faults_are_survived_without_double_submission(
+    tmp_path: Path, faults: dict[str, float]
+) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(8))
+    out = tmp_path / "out"
+    with background_simulator(seed=7, faults=faults, retry_after_seconds=0.05) as sim:
+        assert run_cli(manifest, out, sim) == 0
+        assert_each_submitted_once(sim)
+        assert sum(sim.stats.faults_injected.values()) > 0, "the fault never fired"
+        assert sim.stats.cdn_authorization_headers == []
+    assert ledger_events(out)[-1]["event"] == "downloaded"
+    files = sorted((out / "videos").iterdir())
+    assert len(files) == 8
+    assert not [p for p in (out / "videos").iterdir() if p.name.startswith(".")]
+
+
+def test_slow_responses_past_the_read_timeout_do_not_double_submit(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(4))
+    with background_simulator(seed=3, faults={"slow_response": 0.3}, slow_seconds=0.3) as sim:
+        assert run_cli(manifest, tmp_path / "out", sim) == 0
+        assert_each_submitted_once(sim)
+
+
+def test_failed_jobs_are_recorded_and_the_run_exits_1(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(4))
+    out = tmp_path / "out"
+    with background_simulator(faults={"job_failure": 1.0}) as sim:
+        assert run_cli(manifest, out, sim) == 1
+        assert_each_submitted_once(sim)  # a content-policy failure is never retried blindly
+    failed = [e for e in ledger_events(out) if e["event"] == "failed"]
+    assert len(failed) == 4
+    assert all(e["status"] == "failure" and e["error"] and e["hint"] for e in failed)
+
+
+def test_transient_job_failures_get_one_automatic_new_attempt(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(3))
+    out = tmp_path / "out"
+    with background_simulator(faults={"transient_job_failure": 1.0}) as sim:
+        assert run_cli(manifest, out, sim, "--auto-retries", "1") == 1
+        assert set(sim.stats.submissions_by_fingerprint.values()) == {2}
+    attempts = [e["attempt"] for e in ledger_events(out) if e["event"] == "intent"]
+    assert sorted(attempts) == [1, 1, 1, 2, 2, 2]
+
+
+def test_retry_failed_makes_a_new_attempt_only_for_failed_jobs(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(4))
+    out = tmp_path / "out"
+    with background_simulator(seed=1, faults={"job_failure": 0.5}) as sim:
+        first = run_cli(manifest, out, sim)
+        failed = {e["job"] for e in ledger_events(out) if e["event"] == "failed"}
+        assert first == 1 and 0 < len(failed) < 4
+        sim.set_faults(job_failure=0.0)
+        assert run_cli(manifest, out, sim) == 1  # without the flag, failures are left alone
+        assert run_cli(manifest, out, sim, "--retry-failed") == 0
+        counts = sim.stats.submissions_by_fingerprint
+    intents = Counter(e["job"] for e in ledger_events(out) if e["event"] == "intent")
+    assert {job for job, n in intents.items() if n == 2} == failed
+    assert sorted(counts.values()) == sorted(intents.values())
+
+
+def test_resume_skips_done_jobs_and_redownloads_a_missing_file(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(5))
+    out = tmp_path / "out"
+    with background_simulator() as sim:
+        assert run_cli(manifest, out, sim) == 0
+        before = dict(sim.stats.submissions_by_fingerprint)
+        (out / "videos" / "clip-002.mp4").unlink()
+        (out / "videos" / "clip-003.mp4").write_bytes(b"corrupted")
+        assert run_cli(manifest, out, sim) == 0
+        assert dict(sim.stats.submissions_by_fingerprint) == before
+    downloaded = Counter(e["job"] for e in ledger_events(out) if e["event"] == "downloaded")
+    assert downloaded == {"clip-000": 1, "clip-001": 1, "clip-002": 2, "clip-003": 2,
+                          "clip-004": 1}
+
+
+def test_changed_jobs_are_refused_then_redone_on_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = t2v_jobs(2)
+    out = tmp_path / "out"
+    with background_simulator() as sim:
+        assert run_cli(write_manifest(tmp_path, jobs), out, sim) == 0
+        jobs[1]["params"]["prompt"] = "A different lighthouse"
+        manifest = write_manifest(tmp_path, jobs)
+        capsys.readouterr()
+        assert run_cli(manifest, out, sim) == 2
+        err = capsys.readouterr().err
+        assert "clip-001: params.prompt" in err and "--redo-changed" in err
+        assert sum(sim.stats.submissions_by_fingerprint.values()) == 2
+        assert run_cli(manifest, out, sim, "--redo", "clip-001") == 0
+        assert sum(sim.stats.submissions_by_fingerprint.values()) == 3
+
+
+def test_credit_exhaustion_halts_with_exit_3_and_resumes(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(6))
+    out = tmp_path / "out"
+    with background_simulator(credit_limit=2) as sim:
+        assert run_cli(manifest, out, sim, "--concurrency", "1") == 3
+        assert sum(sim.stats.submissions_by_fingerprint.values()) == 2
+        posts = sim.stats.requests_by_endpoint["POST /v1/generate/custom/{modelId}"]
+        assert posts == 3  # two jobs, one refused POST, then the run stopped submitting
+    events = ledger_events(out)
+    assert not [e for e in events if e["event"] in ("failed", "rejected")]
+
+
+def test_bad_credentials_halt_with_exit_3(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(5))
+    with background_simulator(api_key="right", api_secret="right") as sim:
+        assert run_cli(manifest, tmp_path / "out", sim) == 3
+        assert sim.stats.submissions_by_fingerprint == Counter()
+        assert sim.stats.requests_by_endpoint["POST /v1/generate/custom/{modelId}"] <= 8
+
+
+def test_max_failures_halts_the_run(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(12))
+    with background_simulator(faults={"job_failure": 1.0}) as sim:
+        code = run_cli(manifest, tmp_path / "out", sim, "--concurrency", "2",
+                       "--max-failures", "3")
+        assert code == 3
+        assert sum(sim.stats.submissions_by_fingerprint.values()) < 12
+
+
+def test_budget_stops_submitting_before_it_is_passed(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(6))
+    out = tmp_path / "out"
+    with background_simulator() as sim:
+        code = run_cli(manifest, out, sim, "--concurrency", "1", "--budget", "1")
+        assert code == 3
+        assert sim.stats.submissions_by_fingerprint == Counter()
+        assert run_cli(manifest, out, sim, "--concurrency", "1", "--budget", "100000") == 0
+        charged_one = sim.stats.creative_units_charged / 6
+    budget = charged_one * 2.5
+    out2 = tmp_path / "out2"
+    with background_simulator() as sim:
+        assert run_cli(manifest, out2, sim, "--concurrency", "1", "--budget", str(budget)) == 3
+        assert sum(sim.stats.submissions_by_fingerprint.values()) == 2
+        assert sim.stats.creative_units_charged <= budget
+    costs = [e["cost"] for e in ledger_events(out2) if e["event"] == "submitted"]
+    assert len(costs) == 2 and all(c > 0 for c in costs)
+
+
+def test_without_credentials_run_stops_before_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SCENARIO_SDK_API_KEY")
+    monkeypatch.delenv("SCENARIO_SDK_API_SECRET")
+    manifest = write_manifest(tmp_path, t2v_jobs(1))
+    with background_simulator() as sim:
+        assert run_cli(manifest, tmp_path / "out", sim) == 2
+        assert sum(sim.stats.requests_by_endpoint.values()) == 0
+    err = capsys.readouterr().err
+    assert "SCENARIO_SDK_API_KEY" in err and "--simulate" in err
+    assert "Traceback" not in err
+
+
+def test_simulate_runs_without_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SCENARIO_SDK_API_KEY")
+    manifest = write_manifest(tmp_path, t2v_jobs(2))
+    out = tmp_path / "out"
+    assert main(["run", str(manifest), "-o", str(out), "--simulate", "-q"]) == 0
+    assert len(list((out / "videos").glob("*.mp4"))) == 2
+
+
+def test_a_second_runner_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    from runner.lock import hold_lock
+
+    manifest = write_manifest(tmp_path, t2v_jobs(1))
+    out = tmp_path / "out"
+    out.mkdir()
+    with background_simulator() as sim, hold_lock(out):
+        assert run_cli(manifest, out, sim) == 2
+        assert sum(sim.stats.requests_by_endpoint.values()) == 0
