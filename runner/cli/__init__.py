@@ -19,9 +19,9 @@ from runner.errors import EXIT_INTERRUPTED, KlingBatchError
 
 def _commands() -> list[ModuleType]:
     # Imported here so that `--version` and errors in one command do not cost the others.
-    from runner.cli import cancel, plan, report, run, status, validate
+    from runner.cli import cancel, plan, report, run, simulate, status, validate
 
-    return [validate, plan, run, status, cancel, report]
+    return [validate, plan, run, status, cancel, report, simulate]
 
 
 def build_parser() -> argparse.ArgumentParser:
