@@ -43,12 +43,12 @@ def _job(index: int) -> str:
     if index % 3 == 1:
         return (
             f"  - id: job-{index:06d}\n    model: model_kling-v2-1-pro\n    params:\n"
-            f"      prompt: {prompt}\n      startImage: start.png\n      duration: \"10\"\n"
+            f'      prompt: {prompt}\n      startImage: start.png\n      duration: "10"\n'
         )
     return (
         f"  - id: job-{index:06d}\n    model: model_kling-v3-t2v-4k\n    params:\n"
-        f"      multiPrompt:\n        - {{prompt: \"{prompt}\", duration: \"2\"}}\n"
-        f"        - {{prompt: close-up, duration: \"3\"}}\n"
+        f'      multiPrompt:\n        - {{prompt: "{prompt}", duration: "2"}}\n'
+        f'        - {{prompt: close-up, duration: "3"}}\n'
     )
 
 
