@@ -38,9 +38,10 @@ def default_schema_dir() -> Path:
     override = os.environ.get("KLING_BATCH_SCHEMAS")
     if override:
         return Path(override)
-    checkout = Path(__file__).resolve().parent.parent / "schemas"
-    if checkout.is_dir():
-        return checkout
+    root = Path(__file__).resolve().parent.parent
+    # pyproject.toml marks a checkout: site-packages may hold some other "schemas" folder.
+    if (root / "schemas").is_dir() and (root / "pyproject.toml").is_file():
+        return root / "schemas"
     return Path(__file__).resolve().parent / "_schemas"
 
 
