@@ -182,8 +182,12 @@ async def execute_run(
                 ModelLimiters(options.model_concurrency),
                 RateLimiter(options.submits_per_second, clock=ctx.clock, sleep=ctx.sleep),
             )
-            await scheduler.run(items)
-            writer.close()
+            try:
+                await scheduler.run(items)
+            finally:
+                # After every job task has ended (shielded POSTs included): the writer
+                # drains what they handed over, then returns.
+                writer.close()
     finally:
         ledger.close()
         final = replay(JsonlLedger(options.out_dir).read_events())

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 
 from runner.assets import AssetUploader
 from runner.client import ScenarioClient
@@ -192,24 +193,35 @@ class JobFlow:
         await self.record(spec.id, "intent", attempt=attempt, model=spec.model,
                           params=dict(spec.params), body=body,
                           fingerprint=body_fingerprint(spec.model, body))
-        self.reconciler.posting(body_json, +1)
-        try:
-            submission = await self.client.generate(spec.model, body)
-        except OutcomeUnknownError as exc:
-            self.reconciler.posting(body_json, -1)
-            return await self._after_unknown(spec, body_json, attempt, estimate, exc)
-        except ApiError as exc:
-            self.reconciler.posting(body_json, -1)
+        outcome = await self._send_generate(spec, body, body_json, attempt, estimate)
+        if isinstance(outcome, OutcomeUnknownError):
+            return await self._after_unknown(spec, body_json, attempt, estimate, outcome)
+        if isinstance(outcome, ApiError):
             self.budget.release(estimate)
-            await self._refuse(spec, attempt, exc, what="submitting it")
+            await self._refuse(spec, attempt, outcome, what="submitting it")
             return None
-        except BaseException:
-            self.reconciler.posting(body_json, -1)
-            raise
-        self.reconciler.posting(body_json, -1)
-        self.reconciler.claim(submission.job.job_id)
-        self.budget.settle(estimate, submission.cost)
-        await self._submitted(spec, submission.job, attempt, submission.cost, reconciled=False)
+        return outcome
+
+    async def _send_generate(
+        self, spec: JobSpec, body: dict[str, Any], body_json: str, attempt: int, estimate: float
+    ) -> str | ApiError:
+        """POST and record the jobId; the jobId, or the error the API (or network) gave.
+
+        Shielded from cancellation: once the request may have left, even a hard stop waits
+        for its answer and records the jobId, so no paid job is left unrecorded.
+        """
+        self.reconciler.posting(body_json, +1)
+        with anyio.CancelScope(shield=True):
+            try:
+                submission = await self.client.generate(spec.model, body)
+            except ApiError as exc:
+                return exc
+            finally:
+                self.reconciler.posting(body_json, -1)
+            self.reconciler.claim(submission.job.job_id)
+            self.budget.settle(estimate, submission.cost)
+            await self._submitted(spec, submission.job, attempt, submission.cost,
+                                  reconciled=False)
         return submission.job.job_id
 
     async def _submitted(

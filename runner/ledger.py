@@ -272,7 +272,15 @@ class LedgerWriter:
         self._send.close()
 
     async def run(self) -> None:
-        """Write events until `close` is called; run it in the batch's task group."""
+        """Write events until `close` is called; run it in the batch's task group.
+
+        Shielded: a cancelled batch still has tasks finishing shielded work (a POST whose
+        jobId must be recorded); the writer serves them until `close`.
+        """
+        with anyio.CancelScope(shield=True):
+            await self._serve()
+
+    async def _serve(self) -> None:
         async with self._receive:
             async for first in self._receive:
                 batch = [first]
@@ -281,8 +289,6 @@ class LedgerWriter:
                         batch.append(self._receive.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                # Shielded: a cancelled run still gets the events it already handed over.
-                with anyio.CancelScope(shield=True):
-                    await self._ledger.append_many([e for e, _ in batch])
+                await self._ledger.append_many([e for e, _ in batch])
                 for _, done in batch:
                     done.set()

@@ -47,6 +47,9 @@ def write_atomically(path: Path, lines: Iterable[bytes]) -> None:
     """Write `lines` to a temp file beside `path`, fsync, rename over it, fsync the folder."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp makes 0600 files; give the result the mode open() would (0666 - umask),
+        # so a web server or a colleague can read the dataset.
+        os.fchmod(fd, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as fh:
             for line in lines:
                 fh.write(line)
@@ -57,6 +60,12 @@ def write_atomically(path: Path, lines: Iterable[bytes]) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(directory: Path) -> None:

@@ -220,13 +220,6 @@ def test_file_matches_a_missing_file_is_false(tmp_path: Path) -> None:
     assert file_matches(tmp_path / "nope.mp4", hashlib.sha256(b"").hexdigest(), 0) is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: write_atomically renames a tempfile.mkstemp file, which is created 0600: "
-    "plan.jsonl, metadata.jsonl and report.html end up unreadable to other users "
-    "(a web server serving the folder, a colleague loading the dataset), unlike any file "
-    "created with open() under the same umask",
-)
 def test_atomic_writes_get_the_mode_of_an_ordinary_new_file(tmp_path: Path) -> None:
     ordinary = tmp_path / "ordinary.txt"
     ordinary.write_bytes(b"x")
