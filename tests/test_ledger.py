@@ -547,14 +547,18 @@ async def test_writer_with_the_real_ledger_writes_every_event(tmp_path: Path) ->
     assert (tmp_path / LEDGER_NAME).read_bytes().count(b"\n") == 50
 
 
-async def test_a_cancelled_run_still_writes_the_batch_it_took() -> None:
+async def test_a_cancelled_writer_still_serves_until_it_is_closed() -> None:
+    # Shielded job tasks (a POST whose jobId must be recorded) outlive a cancelled batch;
+    # the writer keeps serving them until the batch closes it.
     ledger = GatedLedger()
     writer = LedgerWriter(ledger)
     async with anyio.create_task_group() as tg:
         tg.start_soon(writer.run)
         tg.start_soon(writer.append, ev("a", "intent"))
         await ledger.first_started.wait()
-        tg.cancel_scope.cancel()  # the batch is being written: shielded
+        tg.cancel_scope.cancel()
         ledger.gate.set()
-    writer.close()
-    assert ledger.durable == [ev("a", "intent")]
+        with anyio.CancelScope(shield=True):
+            await writer.append(ev("a", "submitted"))
+        writer.close()
+    assert ledger.durable == [ev("a", "intent"), ev("a", "submitted")]
