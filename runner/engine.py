@@ -34,6 +34,7 @@ from runner.resume import Action, decide
 from runner.retry import Pacer
 from runner.scheduler import PoolConfig, Scheduler, WorkItem
 from runner.schemas import SchemaRegistry
+from runner.watcher import ListWatcher
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class RunOptions:
     submits_per_second: float | None = None
     download_concurrency: int = 4
     poll: PollPolicy = field(default_factory=PollPolicy)
+    poll_mode: str = "each"  # "each": GET per job; "list": one GET /jobs?updatedAfter=…
     settle: float = 30.0
     budget: float | None = None
     max_failures: FailureLimit = field(default_factory=FailureLimit)
@@ -162,6 +164,7 @@ async def execute_run(
             tg.start_soon(writer.run)
             client = ScenarioClient(api_session, ctx.base_url, ctx.credentials,
                                     pacer=Pacer(), sleep=ctx.sleep)
+            watcher = _watcher(client, options, ctx)
             flow = JobFlow(
                 client=client, cdn_session=cdn_session,
                 uploader=AssetUploader(client, cdn_session,
@@ -173,7 +176,7 @@ async def execute_run(
                 estimate=CostEstimator(client) if options.budget is not None else None,
                 progress=progress, stop=ctx.stop,
                 config=FlowConfig(options.out_dir, options.poll, options.auto_retries),
-                clock=ctx.clock, sleep=ctx.sleep,
+                clock=ctx.clock, sleep=ctx.sleep, watcher=watcher,
             )
             scheduler = Scheduler(
                 flow,
@@ -182,12 +185,15 @@ async def execute_run(
                 ModelLimiters(options.model_concurrency),
                 RateLimiter(options.submits_per_second, clock=ctx.clock, sleep=ctx.sleep),
             )
+            if watcher is not None:
+                tg.start_soon(watcher.run)
             try:
                 await scheduler.run(items)
             finally:
                 # After every job task has ended (shielded POSTs included): the writer
-                # drains what they handed over, then returns.
+                # drains what they handed over, then returns; the watcher has no one left.
                 writer.close()
+                tg.cancel_scope.cancel()
     finally:
         ledger.close()
         final = replay(JsonlLedger(options.out_dir).read_events())
@@ -195,6 +201,17 @@ async def execute_run(
     halt = ctx.stop.halt or (HaltReason.INTERRUPTED if ctx.stop.draining else None)
     return RunResult(exit_code_for(manifest.jobs, final, halt), halt, final,
                      scheduler.in_flight.peak if scheduler else 0)
+
+
+def _watcher(client: ScenarioClient, options: RunOptions, ctx: RunContext) -> ListWatcher | None:
+    if options.poll_mode != "list":
+        return None
+
+    def list_updated(since: str) -> Any:
+        return client.list_jobs(updated_after=since)
+
+    return ListWatcher(list_updated, client.get_job, clock=ctx.clock, sleep=ctx.sleep,
+                       interval=options.poll.initial)
 
 
 class _sessions:

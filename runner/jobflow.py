@@ -40,6 +40,7 @@ from runner.polling import PollPolicy, PollTimeout, wait_terminal
 from runner.progress import Progress
 from runner.reconcile import Intent, Reconciler, body_fingerprint, canonical_json
 from runner.schemas import SchemaRegistry
+from runner.watcher import ListWatcher
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,9 @@ class JobFlow:
         config: FlowConfig,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
+        watcher: ListWatcher | None = None,
     ) -> None:
+        self.watcher = watcher
         self.client = client
         self.cdn_session = cdn_session
         self.uploader = uploader
@@ -278,8 +281,7 @@ class JobFlow:
                 self.set_state(spec.id, JobState.RUNNING)
 
         try:
-            final = await wait_terminal(self.client.get_job, job_id, policy=self.config.poll,
-                                        clock=self.clock, sleep=self.sleep, on_update=on_update)
+            final = await self._poll(job_id, on_update)
         except PollTimeout:
             await self.record(spec.id, "timed-out", jobId=job_id,
                               error=f"no terminal status within {self.config.poll.deadline:g}s")
@@ -295,6 +297,21 @@ class JobFlow:
             return None
         await self._terminal(spec, final)
         return final
+
+    async def _poll(
+        self, job_id: str, on_update: Callable[[RemoteJob], Awaitable[None]]
+    ) -> RemoteJob:
+        if self.watcher is None:
+            return await wait_terminal(self.client.get_job, job_id, policy=self.config.poll,
+                                       clock=self.clock, sleep=self.sleep, on_update=on_update)
+        # One direct look first: a resumed job may have ended long before the listing's
+        # window, and a fast one before it was registered.
+        job = await self.client.get_job(job_id)
+        await on_update(job)
+        if job.status.terminal:
+            return job
+        return await self.watcher.wait(job_id, deadline=self.config.poll.deadline,
+                                       on_update=on_update)
 
     async def _terminal(self, spec: JobSpec, job: RemoteJob) -> None:
         event, state = _TERMINAL_EVENTS[job.status]

@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first poll after this long, then x1.5 each time (default 2)")
     limits.add_argument("--poll-max", type=float, metavar="SECONDS",
                         help="longest wait between two polls of a job (default 15)")
+    limits.add_argument("--poll-mode", choices=("each", "list"), default="each",
+                        help="each: one GET per job; list: one job listing for the whole "
+                        "batch per poll interval (fewer requests for large batches)")
     limits.add_argument("--settle", type=float, metavar="SECONDS",
                         help="how long a lost POST is looked for before posting again (30)")
     halts = parser.add_argument_group("halting and retries")
@@ -123,6 +126,7 @@ def build_options(args: argparse.Namespace, manifest: Manifest) -> RunOptions:
         download_concurrency=args.download_concurrency or s.download_concurrency or 4,
         poll=PollPolicy(args.poll_interval or poll.initial, poll.factor,
                         args.poll_max or poll.maximum, deadline),
+        poll_mode=args.poll_mode,
         settle=settle,
         budget=args.budget if args.budget is not None else s.budget,
         max_failures=FailureLimit.parse(args.max_failures or s.max_failures),

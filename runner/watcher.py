@@ -1,0 +1,133 @@
+"""Following many jobs with one listing: `GET /v1/jobs?updatedAfter=…` instead of one GET
+per job (`--poll-mode list`).
+
+One loop lists the jobs updated since a cursor every `interval` seconds and hands each
+update to the job waiting for it. The cursor follows the server's own `updatedAt` values
+(less an overlap), so the two machines' clocks never have to agree. A job not seen in a
+listing for `fallback` seconds is asked about directly, so a listing that misses something
+(a clock jump, a filter quirk) delays a job but never loses it.
+
+Cost: one request per interval for the whole batch, plus pages; per-job polling costs about
+one request per job per interval. The benchmark (tests/benchmarks/bench_run.py) measures
+both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import anyio
+
+from runner.domain import RemoteJob
+from runner.errors import ApiError
+from runner.polling import PollTimeout
+from runner.reconcile import parse_ts
+
+log = logging.getLogger(__name__)
+
+OVERLAP = timedelta(seconds=5)
+
+
+def to_iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def next_cursor(cursor: datetime, jobs: list[RemoteJob]) -> datetime:
+    """The next `updatedAfter`: the newest `updatedAt` seen, less the overlap; never back."""
+    seen = [parse_ts(j.updated_at) for j in jobs if j.updated_at]
+    if not seen:
+        return cursor
+    return max(cursor, max(seen) - OVERLAP)
+
+
+@dataclass
+class _Watch:
+    on_update: Callable[[RemoteJob], Awaitable[None]] | None
+    last_seen: float
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: RemoteJob | None = None
+
+
+class ListWatcher:
+    """Wakes each waiting job when a listing shows it terminal."""
+
+    def __init__(
+        self,
+        list_updated: Callable[[str], AsyncIterator[RemoteJob]],
+        get_job: Callable[[str], Awaitable[RemoteJob]],
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        interval: float = 5.0,
+        fallback: float = 120.0,
+        wall_now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._list = list_updated
+        self._get = get_job
+        self._clock = clock
+        self._sleep = sleep
+        self.interval = interval
+        self.fallback = fallback
+        self._cursor = wall_now() - timedelta(minutes=2)
+        self._watches: dict[str, _Watch] = {}
+        self.listings = 0
+
+    async def wait(
+        self,
+        job_id: str,
+        *,
+        deadline: float,
+        on_update: Callable[[RemoteJob], Awaitable[None]] | None = None,
+    ) -> RemoteJob:
+        """The job once terminal; PollTimeout after `deadline` seconds."""
+        watch = _Watch(on_update, self._clock())
+        self._watches[job_id] = watch
+        try:
+            with anyio.move_on_after(deadline):
+                await watch.done.wait()
+        finally:
+            del self._watches[job_id]
+        if watch.result is None:
+            raise PollTimeout(None)
+        return watch.result
+
+    async def run(self) -> None:
+        """List, dispatch, sleep; forever (cancel it with the batch)."""
+        while True:
+            await self._sleep(self.interval)
+            if not self._watches:
+                continue
+            try:
+                await self._list_once()
+                await self._ask_the_unseen()
+            except ApiError as exc:
+                # The client already retried; the jobs' own fallback GETs will tell more.
+                log.warning("listing jobs failed: %s", exc)
+
+    async def _list_once(self) -> None:
+        seen: list[RemoteJob] = []
+        async for job in self._list(to_iso(self._cursor)):
+            seen.append(job)
+            await self._dispatch(job)
+        self.listings += 1
+        self._cursor = next_cursor(self._cursor, seen)
+
+    async def _ask_the_unseen(self) -> None:
+        now = self._clock()
+        stale = [j for j, w in self._watches.items() if now - w.last_seen > self.fallback]
+        for job_id in stale:
+            await self._dispatch(await self._get(job_id))
+
+    async def _dispatch(self, job: RemoteJob) -> None:
+        watch = self._watches.get(job.job_id)
+        if watch is None or watch.done.is_set():
+            return
+        watch.last_seen = self._clock()
+        if watch.on_update is not None:
+            await watch.on_update(job)
+        if job.status.terminal:
+            watch.result = job
+            watch.done.set()
