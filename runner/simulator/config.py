@@ -68,9 +68,11 @@ PROFILES: Mapping[str, Mapping[str, float]] = MappingProxyType(
 
 def default_schema_dir() -> Path:
     """The repository's `schemas/` folder, else the copy installed inside the package."""
-    repo_schemas = Path(__file__).resolve().parents[2] / "schemas"
-    if repo_schemas.is_dir():
-        return repo_schemas
+    checkout = Path(__file__).resolve().parents[2]
+    # Only a checkout has pyproject.toml beside schemas/; an installed package's parent is
+    # site-packages, where an unrelated "schemas" folder could exist.
+    if (checkout / "schemas").is_dir() and (checkout / "pyproject.toml").is_file():
+        return checkout / "schemas"
     return Path(__file__).resolve().parents[1] / "_schemas"
 
 
