@@ -49,7 +49,7 @@ class RunOptions:
     submits_per_second: float | None = None
     download_concurrency: int = 4
     poll: PollPolicy = field(default_factory=PollPolicy)
-    poll_mode: str = "each"  # "each": GET per job; "list": one GET /jobs?updatedAfter=…
+    poll_mode: str = "list"  # "list": one GET /jobs?updatedAfter=… per interval; "each"
     settle: float = 30.0
     budget: float | None = None
     max_failures: FailureLimit = field(default_factory=FailureLimit)

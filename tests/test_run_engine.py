@@ -296,6 +296,16 @@ def test_a_second_runner_on_the_same_folder_is_refused(tmp_path: Path) -> None:
         assert sum(sim.stats.requests_by_endpoint.values()) == 0
 
 
+def test_each_poll_mode_follows_every_job_with_its_own_gets(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(6))
+    with background_simulator() as sim:
+        assert run_cli(manifest, tmp_path / "out", sim, "--poll-mode", "each") == 0
+        requests = sim.stats.requests_by_endpoint
+        assert_each_submitted_once(sim)
+    assert requests["GET /v1/jobs"] == 0
+    assert requests["GET /v1/jobs/{jobId}"] >= 6
+
+
 def test_list_poll_mode_follows_every_job_with_listings(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, t2v_jobs(10))
     with background_simulator() as sim:

@@ -71,9 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first poll after this long, then x1.5 each time (default 2)")
     limits.add_argument("--poll-max", type=float, metavar="SECONDS",
                         help="longest wait between two polls of a job (default 15)")
-    limits.add_argument("--poll-mode", choices=("each", "list"), default="each",
-                        help="each: one GET per job; list: one job listing for the whole "
-                        "batch per poll interval (fewer requests for large batches)")
+    limits.add_argument("--poll-mode", choices=("each", "list"), default="list",
+                        help="list (default): one job listing per poll interval for the whole "
+                        "batch, plus one direct look per job; each: one GET per job, backing "
+                        "off (see the README's benchmark)")
     limits.add_argument("--settle", type=float, metavar="SECONDS",
                         help="how long a lost POST is looked for before posting again (30)")
     halts = parser.add_argument_group("halting and retries")
