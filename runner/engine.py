@@ -21,6 +21,7 @@ from runner.assets import AssetUploader
 from runner.client import Credentials, ScenarioClient
 from runner.domain import JobSpec, JobState
 from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, UsageError
+from runner.estimate import CostEstimator
 from runner.halting import Budget, FailureLimit, HaltReason
 from runner.jobflow import FlowConfig, JobFlow, Stop
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, replay
@@ -109,22 +110,6 @@ def exit_code_for(
     return EXIT_OK
 
 
-class CostEstimator:
-    """Dry-run prices cached per model and the params that change the price."""
-
-    PRICE_KEYS = ("duration", "mode", "generateAudio", "video", "multiPrompt")
-
-    def __init__(self, client: ScenarioClient) -> None:
-        self._client = client
-        self._cache: dict[str, float] = {}
-
-    async def __call__(self, model: str, body: Mapping[str, Any]) -> float:
-        key = repr((model, [repr(body.get(k)) for k in self.PRICE_KEYS]))
-        if key not in self._cache:
-            self._cache[key] = await self._client.estimate(model, body)
-        return self._cache[key]
-
-
 @dataclass
 class RunContext:
     """The injected shell of a run."""
@@ -160,7 +145,7 @@ async def execute_run(
     claimed.update(j for r in records.values() for j in r.previous_job_ids)
     scheduler: Scheduler | None = None
     try:
-        async with _sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
+        async with api_sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
             tg.start_soon(writer.run)
             client = ScenarioClient(api_session, ctx.base_url, ctx.credentials,
                                     pacer=Pacer(), sleep=ctx.sleep)
@@ -214,7 +199,7 @@ def _watcher(client: ScenarioClient, options: RunOptions, ctx: RunContext) -> Li
                        interval=options.poll.initial)
 
 
-class _sessions:
+class api_sessions:
     """Two aiohttp sessions: one for the API (credentials added per request by the client,
     only for its origin), one that never carries credentials, for the CDN and upload parts.
     """

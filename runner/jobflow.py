@@ -23,6 +23,7 @@ import aiohttp
 import anyio
 
 from runner.assets import AssetUploader
+from runner.bodies import request_body
 from runner.client import ScenarioClient
 from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
 from runner.download import download_asset
@@ -73,23 +74,6 @@ class FlowConfig:
     out_dir: Path
     poll: PollPolicy
     auto_retries: int = 1
-
-
-def set_pointer(body: dict[str, Any], pointer: tuple[str | int, ...], value: str) -> None:
-    """Replace the value at `pointer` (keys and list indexes) inside a JSON-like body."""
-    node: Any = body
-    for step in pointer[:-1]:
-        node = node[step]
-    node[pointer[-1]] = value
-
-
-def deep_copy_json(value: Any) -> Any:
-    """A copy of plain JSON data (dicts, lists, scalars)."""
-    if isinstance(value, Mapping):
-        return {k: deep_copy_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [deep_copy_json(v) for v in value]
-    return value
 
 
 class JobFlow:
@@ -144,12 +128,7 @@ class JobFlow:
 
     async def build_body(self, spec: JobSpec) -> dict[str, Any]:
         """The request body: params with every local file replaced by its asset id."""
-        body: dict[str, Any] = deep_copy_json(spec.params)
-        for ref in self.registry.asset_inputs(spec.model, spec.params):
-            if not ref.is_asset_id:
-                path = (spec.base_dir / ref.value).resolve()
-                set_pointer(body, ref.pointer, await self.uploader.asset_id_for(path, ref.kind))
-        return body
+        return await request_body(spec, self.registry, self.uploader)
 
     async def reserve(self, spec: JobSpec, body: Mapping[str, Any]) -> float | None:
         """Reserve the job's estimated cost; None (and a halt) when the budget says no."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 
 from runner.client import DEFAULT_BASE_URL, Credentials, credentials_from_env
 from runner.errors import UsageError
@@ -25,3 +27,18 @@ def api_endpoint(
         )
     base_url = base_url_flag or env.get("SCENARIO_BASE_URL") or DEFAULT_BASE_URL
     return base_url.rstrip("/"), credentials
+
+
+async def simulated_endpoint(
+    stack: AsyncExitStack, *, seed: int = 0, profile: str = "none"
+) -> tuple[str, Credentials]:
+    """Start the built-in simulator on loopback ports for the life of `stack`."""
+    from runner.cli import output
+    from runner.simulator import SimulatorConfig, start_simulator
+
+    sim = await stack.enter_async_context(
+        start_simulator(SimulatorConfig(seed=seed, profile=profile))
+    )
+    token = base64.b64encode(b"simulated:simulated").decode()
+    output.err(f"simulating the Scenario API at {sim.base_url} (no credentials, no network)")
+    return sim.base_url, Credentials(f"Basic {token}")

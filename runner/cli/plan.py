@@ -1,13 +1,26 @@
-"""`kling-batch plan MANIFEST [--json]`: the expanded jobs, counts per model, seconds of video."""
+"""`kling-batch plan MANIFEST [--json] [--estimate]`: the expanded jobs, counts per model,
+seconds of video, and with `--estimate` the cost the API's dry run gives (HTTP 269).
+
+`--estimate` sends no generate request: one dry run per distinct price shape, and the local
+files uploaded (free, cached in the output folder, so `run` reuses them).
+"""
 
 from __future__ import annotations
 
 import argparse
+from contextlib import AsyncExitStack
 from pathlib import Path
 
+import anyio
+
+from runner.assets import AssetUploader
 from runner.cli import output
+from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.validate import add_allow_unknown
+from runner.client import Credentials, ScenarioClient
+from runner.engine import api_sessions
 from runner.errors import EXIT_OK
+from runner.estimate import Estimate, estimate_jobs
 from runner.manifest import Manifest, load_manifest
 from runner.planning import PlanSummary, job_seconds, summarize_plan
 from runner.schemas import SchemaRegistry
@@ -22,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", type=Path, metavar="MANIFEST", help="the YAML manifest")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_allow_unknown(parser)
+    parser.add_argument("--estimate", action="store_true",
+                        help="ask the API's dry run for the cost in creative units")
+    parser.add_argument("--simulate", action="store_true",
+                        help="with --estimate: ask the built-in simulator")
+    parser.add_argument("--base-url", help="API base URL (default: $SCENARIO_BASE_URL)")
+    parser.add_argument("-o", "--output", type=Path,
+                        help="output folder whose upload cache to use "
+                        "(default: output/<manifest name>/)")
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -33,11 +54,47 @@ def execute(args: argparse.Namespace) -> int:
     summary = summarize_plan(manifest, registry)
     for warning in manifest.warnings:
         output.err(str(warning))
+    estimate = _estimate(args, manifest, registry) if args.estimate else None
     if args.json:
-        output.out_json(_as_json(manifest, summary, registry))
+        data = _as_json(manifest, summary, registry)
+        if estimate is not None:
+            data["estimate"] = {"totalCU": estimate.total, "perModelCU": dict(estimate.per_model),
+                                "perJobCU": dict(estimate.per_job),
+                                "dryRuns": estimate.dry_runs}
+        output.out_json(data)
     else:
         _print_text(manifest, summary, registry)
+        if estimate is not None:
+            _print_estimate(estimate)
     return EXIT_OK
+
+
+def _estimate(args: argparse.Namespace, manifest: Manifest, registry: SchemaRegistry) -> Estimate:
+    endpoint = None if args.simulate else api_endpoint(args.base_url)
+    out_dir = (args.output or Path("output") / args.manifest.stem).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return anyio.run(_estimate_async, manifest, registry, endpoint, out_dir)
+
+
+async def _estimate_async(
+    manifest: Manifest, registry: SchemaRegistry,
+    endpoint: tuple[str, Credentials] | None, out_dir: Path,
+) -> Estimate:
+    async with AsyncExitStack() as stack:
+        if endpoint is None:
+            endpoint = await simulated_endpoint(stack)
+        api, cdn = await stack.enter_async_context(api_sessions())
+        client = ScenarioClient(api, endpoint[0], endpoint[1])
+        uploader = AssetUploader(client, cdn, out_dir / ".cache" / "assets.json")
+        return await estimate_jobs(manifest.jobs, registry, client, uploader)
+
+
+def _print_estimate(estimate: Estimate) -> None:
+    output.out()
+    for model, cost in estimate.per_model.items():
+        output.out(f"{model}  {cost:g} CU")
+    output.out(f"estimated cost: {estimate.total:g} CU "
+               f"({estimate.dry_runs} dry run(s); nothing was generated)")
 
 
 def _short_prompt(prompt: object) -> str:
@@ -67,7 +124,9 @@ def _print_text(manifest: Manifest, summary: PlanSummary, registry: SchemaRegist
     output.out(total)
 
 
-def _as_json(manifest: Manifest, summary: PlanSummary, registry: SchemaRegistry) -> object:
+def _as_json(
+    manifest: Manifest, summary: PlanSummary, registry: SchemaRegistry
+) -> dict[str, object]:
     return {
         "jobs": [
             {

@@ -8,7 +8,6 @@ ledger and the exit code is 130: re-run the same command to resume.
 from __future__ import annotations
 
 import argparse
-import base64
 import signal
 import time
 from contextlib import AsyncExitStack
@@ -18,7 +17,7 @@ from pathlib import Path
 import anyio
 
 from runner.cli import output
-from runner.cli.endpoint import api_endpoint
+from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.live import render_progress
 from runner.client import DEFAULT_BASE_URL, Credentials
 from runner.engine import (
@@ -178,7 +177,8 @@ async def _run(args: argparse.Namespace, prep: _Prepared) -> int:
     endpoint = prep.endpoint
     async with AsyncExitStack() as stack:
         if endpoint is None:
-            endpoint = await _start_simulator(stack, args)
+            endpoint = await simulated_endpoint(stack, seed=args.sim_seed,
+                                                profile=args.sim_profile)
         ctx = RunContext(base_url=endpoint[0], credentials=endpoint[1], stop=stop)
         outcome: list[int] = []
         with anyio.CancelScope() as hard_stop:
@@ -194,19 +194,6 @@ async def _run(args: argparse.Namespace, prep: _Prepared) -> int:
                 tg.cancel_scope.cancel()
         _summarize(progress, prep.options, stop)
         return outcome[0] if outcome else EXIT_INTERRUPTED
-
-
-async def _start_simulator(
-    stack: AsyncExitStack, args: argparse.Namespace
-) -> tuple[str, Credentials]:
-    from runner.simulator import SimulatorConfig, start_simulator
-
-    sim = await stack.enter_async_context(
-        start_simulator(SimulatorConfig(seed=args.sim_seed, profile=args.sim_profile))
-    )
-    token = base64.b64encode(b"simulated:simulated").decode()
-    output.err(f"simulating the Scenario API at {sim.base_url} (no credentials, no network)")
-    return sim.base_url, Credentials(f"Basic {token}")
 
 
 async def _watch_signals(stop: Stop, progress: Progress, hard_stop: anyio.CancelScope) -> None:

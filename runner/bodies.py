@@ -1,0 +1,44 @@
+"""Request bodies: a job's params with every local file replaced by its asset id."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from runner.domain import JobSpec
+from runner.schemas import SchemaRegistry
+
+
+class AssetSource(Protocol):
+    """Turns a local file into an asset id (runner.assets.AssetUploader)."""
+
+    async def asset_id_for(self, path: Any, kind: str) -> str: ...
+
+
+def set_pointer(body: dict[str, Any], pointer: tuple[str | int, ...], value: str) -> None:
+    """Replace the value at `pointer` (keys and list indexes) inside a JSON-like body."""
+    node: Any = body
+    for step in pointer[:-1]:
+        node = node[step]
+    node[pointer[-1]] = value
+
+
+def deep_copy_json(value: Any) -> Any:
+    """A copy of plain JSON data (dicts, lists, scalars)."""
+    if isinstance(value, Mapping):
+        return {k: deep_copy_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [deep_copy_json(v) for v in value]
+    return value
+
+
+async def request_body(
+    spec: JobSpec, registry: SchemaRegistry, assets: AssetSource
+) -> dict[str, Any]:
+    """The generate body of `spec`: local files uploaded (once, cached) and replaced by ids."""
+    body: dict[str, Any] = deep_copy_json(spec.params)
+    for ref in registry.asset_inputs(spec.model, spec.params):
+        if not ref.is_asset_id:
+            path = (spec.base_dir / ref.value).resolve()
+            set_pointer(body, ref.pointer, await assets.asset_id_for(path, ref.kind))
+    return body
