@@ -45,6 +45,7 @@ class Progress:
     halt: str | None = None
     messages: deque[str] = field(default_factory=lambda: deque(maxlen=50))
     notes_total: int = 0
+    notes_shown: int = 0  # how many notes a display has printed
     _started: float = 0.0
     _done_times: deque[float] = field(default_factory=lambda: deque(maxlen=200))
 
@@ -65,6 +66,12 @@ class Progress:
         """A line worth showing once (adoptions, halts, drain)."""
         self.messages.append(message)
         self.notes_total += 1
+
+    def unshown_notes(self) -> list[str]:
+        """Notes no display has printed yet (oldest first), now marked as shown."""
+        fresh = min(self.notes_total - self.notes_shown, len(self.messages))
+        self.notes_shown = self.notes_total
+        return list(self.messages)[len(self.messages) - fresh:] if fresh > 0 else []
 
     def snapshot(self) -> Snapshot:
         now = self.clock()

@@ -29,19 +29,11 @@ async def render_progress(progress: Progress) -> None:
 
 
 async def _render_plain(progress: Progress) -> None:
-    seen = 0
     while True:
         await anyio.sleep(PLAIN_INTERVAL)
-        seen = _print_notes(progress, seen)
+        for note in progress.unshown_notes():
+            print(f"kling-batch: {note}", file=sys.stderr, flush=True)
         print(progress_line(progress.snapshot()), file=sys.stderr, flush=True)
-
-
-def _print_notes(progress: Progress, seen: int) -> int:
-    notes = list(progress.messages)
-    total = progress.notes_total
-    for note in notes[max(0, len(notes) - (total - seen)):]:
-        print(f"kling-batch: {note}", file=sys.stderr, flush=True)
-    return total
 
 
 def snapshot_table(snap: Snapshot) -> Table:
@@ -64,13 +56,9 @@ def snapshot_table(snap: Snapshot) -> Table:
 
 async def _render_live(progress: Progress) -> None:
     console = Console(stderr=True)
-    seen = 0
     with Live(snapshot_table(progress.snapshot()), console=console, transient=True) as live:
         while True:
             await anyio.sleep(LIVE_INTERVAL)
-            notes = list(progress.messages)
-            fresh = progress.notes_total - seen
-            for note in notes[max(0, len(notes) - fresh):]:
+            for note in progress.unshown_notes():
                 live.console.print(f"kling-batch: {note}")
-            seen = progress.notes_total
             live.update(snapshot_table(progress.snapshot()))

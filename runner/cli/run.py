@@ -27,6 +27,7 @@ from runner.engine import (
     load_records,
     plan_items,
     start_run_files,
+    state_counts,
 )
 from runner.errors import EXIT_INTERRUPTED, UsageError
 from runner.halting import FailureLimit, HaltReason
@@ -192,7 +193,7 @@ async def _run(args: argparse.Namespace, prep: _Prepared) -> int:
                 )
                 outcome.append(result.exit_code)
                 tg.cancel_scope.cancel()
-        _summarize(progress, prep.options, stop)
+        _summarize(progress, prep, stop)
         return outcome[0] if outcome else EXIT_INTERRUPTED
 
 
@@ -210,12 +211,17 @@ async def _watch_signals(stop: Stop, progress: Progress, hard_stop: anyio.Cancel
             return
 
 
-def _summarize(progress: Progress, options: RunOptions, stop: Stop) -> None:
-    output.err(progress_line(progress.snapshot()))
-    for message in progress.messages:
+def _summarize(progress: Progress, prep: _Prepared, stop: Stop) -> None:
+    """The closing lines: notes not yet shown, how the run ended, where the files are."""
+    for message in progress.unshown_notes():
         output.err(message)
+    output.err(progress_line(progress.snapshot()))
     if stop.halt is not None and stop.halt is not HaltReason.INTERRUPTED:
         output.err(f"halted: {stop.halt.value}; fix it and run the same command to resume")
     elif stop.draining:
         output.err("interrupted; run the same command to resume")
-    output.out(f"output: {options.out_dir}")
+    records = load_records(prep.options.out_dir)
+    counts = state_counts(records, prep.manifest.jobs)
+    files = sum(len(r.assets) for r in records.values())
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    output.out(f"{summary} — {files} file(s) in {prep.options.out_dir / 'videos'}")
