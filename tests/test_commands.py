@@ -36,12 +36,12 @@ def test_plan_estimate_prices_with_dry_runs_and_creates_no_job(
         code = main(["plan", str(manifest), "--estimate", "--json", "--base-url",
                      sim.base_url, "-o", str(tmp_path / "out")])
         assert code == 0
+        plan = json.loads(capsys.readouterr().out)
         assert sim.stats.jobs == []
         assert sim.stats.dry_runs == 1  # five jobs, one price shape
         out = tmp_path / "out"
         assert run_cli(manifest, out, sim) == 0
         charged = sim.stats.creative_units_charged
-    plan = json.loads(capsys.readouterr().out.split("\noutput:")[0])
     assert plan["estimate"]["totalCU"] == charged
     assert plan["estimate"]["perModelCU"] == {"model_kling-v3-t2v-4k": charged}
     recorded = sum(e["cost"] for e in ledger_events(out) if e["event"] == "submitted")
