@@ -28,6 +28,7 @@ from yarl import URL
 from runner.client import USER_AGENT, ScenarioClient, ensure_anonymous_session
 from runner.domain import RemoteAsset
 from runner.errors import PermanentApiError, TransientApiError
+from runner.outputs import fsync_dir
 from runner.retry import RetryPolicy, next_retry_delay
 
 log = logging.getLogger(__name__)
@@ -94,21 +95,13 @@ class _PartFile:
         os.fsync(self._handle.fileno())
         self._handle.close()
         os.replace(self.path, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         return self._hash.hexdigest()
 
     def discard(self) -> None:
         """Close and delete the temporary file (safe to call twice, and while cancelled)."""
         self._handle.close()
         self.path.unlink(missing_ok=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 async def ready_asset(

@@ -140,3 +140,12 @@ def client_for(sim_session: aiohttp.ClientSession) -> Callable[[Simulator], SimC
         return SimClient(sim_session, sim)
 
     return make
+
+
+@pytest.fixture
+def api_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Basic credentials in the SDK's variables, and no Bearer token or base URL set."""
+    monkeypatch.setenv("SCENARIO_SDK_API_KEY", "test-key")
+    monkeypatch.setenv("SCENARIO_SDK_API_SECRET", "test-secret")
+    monkeypatch.delenv("SCENARIO_SDK_JWT", raising=False)
+    monkeypatch.delenv("SCENARIO_BASE_URL", raising=False)

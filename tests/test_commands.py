@@ -20,12 +20,7 @@ from test_crash_resume import finish, start_run, wait_for_events
 
 from runner.cli import main
 
-
-@pytest.fixture(autouse=True)
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCENARIO_SDK_API_KEY", "test-key")
-    monkeypatch.setenv("SCENARIO_SDK_API_SECRET", "test-secret")
-    monkeypatch.delenv("SCENARIO_SDK_JWT", raising=False)
+pytestmark = pytest.mark.usefixtures("api_credentials")
 
 
 def test_plan_estimate_prices_with_dry_runs_and_creates_no_job(

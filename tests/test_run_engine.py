@@ -26,13 +26,7 @@ from engine_helpers import (
 from runner.cli import main
 from runner.simulator import Simulator
 
-
-@pytest.fixture(autouse=True)
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCENARIO_SDK_API_KEY", "test-key")
-    monkeypatch.setenv("SCENARIO_SDK_API_SECRET", "test-secret")
-    monkeypatch.delenv("SCENARIO_SDK_JWT", raising=False)
-    monkeypatch.delenv("SCENARIO_BASE_URL", raising=False)
+pytestmark = pytest.mark.usefixtures("api_credentials")
 
 
 def assert_each_submitted_once(sim: Simulator) -> None:
