@@ -6,6 +6,8 @@ frame per open mapping or sequence; a finished value is added to the frame below
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,9 @@ _RESOLVER: Any = Resolver()  # untyped in types-PyYAML
 _CONSTRUCTOR = SafeConstructor()
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null")}
+# First characters some implicit resolver claims; None (any character) must claim none.
+_RESOLVED_STARTS = frozenset(_RESOLVER.yaml_implicit_resolvers)
+assert None not in _RESOLVED_STARTS and not _RESOLVER.yaml_path_resolvers
 
 _NO_KEY = object()
 _MERGE = object()
@@ -61,25 +66,31 @@ class _Builder:
         return (self.file, event.start_mark.line + 1, event.start_mark.column + 1)
 
     def feed(self, event: Any) -> None:
-        if isinstance(event, yaml.ScalarEvent):
-            value = self.scalar(event)
+        # One dict look-up per event: libyaml emits the exact event classes.
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def on_scalar(self, event: Any) -> None:
+        value = self.scalar(event)
+        if event.anchor is not None:
             self.remember(event.anchor, value, 1)
-            self.add(value, event, 1)
-        elif isinstance(event, yaml.AliasEvent):
-            self.alias(event)
-        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            self.open(event)
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            self.close()
-        elif isinstance(event, yaml.DocumentStartEvent):
-            self.documents += 1
-            if self.documents > 1:
-                raise fail("more than one YAML document", self.mark(event), hint="remove '---'")
+        self.add(value, event, 1)
+
+    def on_document(self, event: Any) -> None:
+        self.documents += 1
+        if self.documents > 1:
+            raise fail("more than one YAML document", self.mark(event), hint="remove '---'")
 
     def scalar(self, event: Any) -> Any:
         tag = event.tag
         if tag in (None, "!"):
-            tag = _RESOLVER.resolve(ScalarNode, event.value, event.implicit)
+            value = event.value
+            # Quoted text, or plain text whose first character starts no implicit type
+            # (bool, int, null, ...), is a str: the resolver would say so, more slowly.
+            if not event.implicit[0] or (value and value[0] not in _RESOLVED_STARTS):
+                return value
+            tag = _RESOLVER.resolve(ScalarNode, value, event.implicit)
         if tag in (f"{_CORE}str", f"{_CORE}timestamp"):
             return event.value  # dates stay text: request bodies are JSON
         if tag == f"{_CORE}merge":
@@ -127,7 +138,7 @@ class _Builder:
         if event.anchor is not None:
             self.open_anchors.add(event.anchor)
 
-    def close(self) -> None:
+    def close(self, _event: Any = None) -> None:
         frame = self.stack.pop()
         if isinstance(frame.container, LocDict):
             self.merge(frame.container, frame.merges)
@@ -154,7 +165,10 @@ class _Builder:
             self.put(frame, key, value, frame.key_mark or mark)
 
     def take_key(self, frame: _Frame, key: Any, mark: Mark) -> None:
-        if isinstance(key, dict | list):
+        if type(key) is str:
+            # 100,000 jobs repeat the same few keys: one copy of each instead of one per job.
+            key = sys.intern(key)
+        elif isinstance(key, dict | list):
             self.problems.append(Problem("a mapping or list cannot be a key", location(mark)))
             key = f"<complex key at line {mark[1]}>"
         frame.key, frame.key_mark = key, mark
@@ -188,6 +202,17 @@ class _Builder:
                         target.key_marks[key] = source.key_marks[key]
 
 
+_HANDLERS: dict[type, Callable[[_Builder, Any], None]] = {
+    yaml.ScalarEvent: _Builder.on_scalar,
+    yaml.AliasEvent: _Builder.alias,
+    yaml.MappingStartEvent: _Builder.open,
+    yaml.SequenceStartEvent: _Builder.open,
+    yaml.MappingEndEvent: _Builder.close,
+    yaml.SequenceEndEvent: _Builder.close,
+    yaml.DocumentStartEvent: _Builder.on_document,
+}
+
+
 def parse_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
     """The located value of a one-document YAML text, and the non-fatal problems found.
 
@@ -195,9 +220,10 @@ def parse_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
     """
     builder = _Builder(file, MAX_ALIAS_NODES)
     loader = _Loader(text)
+    get_event = loader.get_event
     try:
-        while loader.check_event():
-            builder.feed(loader.get_event())
+        while (event := get_event()) is not None:  # None once the stream has ended
+            builder.feed(event)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_failure(exc, text, file) from None
     except yaml.reader.ReaderError as exc:
