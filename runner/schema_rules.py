@@ -205,29 +205,38 @@ def _compile(schema: object) -> Check:
         return (lambda _: True) if schema else (lambda _: False)
     if not isinstance(schema, Mapping):
         raise _Unsupported(repr(schema))
-    checks = tuple(_keyword(name, arg) for name, arg in schema.items() if name in _KEYWORDS)
-    known = frozenset(schema.get("properties", ()))
+    checks = [
+        _keyword(name, arg)
+        for name, arg in schema.items()
+        if name in _KEYWORDS and name != "additionalProperties"
+    ]
+    if "additionalProperties" in schema:  # needs `properties` beside it
+        checks.append(_additional(schema["additionalProperties"], schema.get("properties", {})))
+    return _every(tuple(checks))
+
+
+def _every(checks: tuple[Check, ...]) -> Check:
+    if len(checks) == 1:
+        return checks[0]
 
     def check(value: Any) -> bool:
-        return all(test(value) for test in checks)
-
-    if "additionalProperties" in schema:
-        extra = _compile(schema["additionalProperties"])
-        rest = check  # jsonschema checks each key not in `properties` against the schema
-
-        def check(value: Any) -> bool:
-            if isinstance(value, dict) and not all(
-                extra(value[k]) for k in value if k not in known
-            ):
+        for test in checks:  # noqa: SIM110 - a plain loop beats all(<genexpr>) on the hot path
+            if not test(value):
                 return False
-            return rest(value)
+        return True
 
     return check
 
 
+def _additional(arg: Any, properties: Mapping[str, Any]) -> Check:
+    # jsonschema checks each key that `properties` does not name against the schema.
+    extra, known = _compile(arg), frozenset(properties)
+    return lambda value: (
+        not isinstance(value, dict) or all(extra(value[key]) for key in value if key not in known)
+    )
+
+
 def _keyword(name: str, arg: Any) -> Check:
-    if name == "additionalProperties":
-        return lambda _: True  # needs `properties`: done in `_compile`
     build = _BUILDERS.get(name)
     if build is None:
         raise _Unsupported(name)
@@ -239,6 +248,8 @@ def _type(arg: Any) -> Check:
         _SIMPLE_TYPES.get(n) or (lambda v, n=n: _TYPE_CHECKER.is_type(v, n))
         for n in ([arg] if isinstance(arg, str) else arg)
     ]
+    if len(tests) == 1:
+        return tests[0]
     return lambda value: any(test(value) for test in tests)
 
 
@@ -251,7 +262,8 @@ def _enum(arg: Any) -> Check:
 
 
 def _json_number(value: Any) -> bool:
-    return bool(_TYPE_CHECKER.is_type(value, "number"))
+    kind = type(value)
+    return kind is int or kind is float or bool(_TYPE_CHECKER.is_type(value, "number"))
 
 
 def _properties(arg: Any) -> Check:

@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from runner.errors import ManifestError
 from runner.manifest import load_manifest
 from runner.schema_rules import validity_check
-from runner.schemas import SchemaRegistry, default_schema_dir
+from runner.schemas import SchemaRegistry, _walk_assets, default_schema_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = {
@@ -124,3 +124,13 @@ def test_the_examples_load_the_same_with_and_without_the_fast_path(example: Path
     fast = load_manifest(example, SchemaRegistry.load(fast=True))
     slow = load_manifest(example, SchemaRegistry.load(fast=False))
     assert fast == slow
+
+
+@pytest.mark.parametrize("model", sorted(SCHEMAS))
+def test_asset_inputs_walk_the_pruned_schema_to_the_same_inputs(model: str) -> None:
+    registry = SchemaRegistry.load()
+    rng = random.Random(f"assets-{model}")
+    for value in _variants(model, rng):
+        if isinstance(value, dict):
+            expected = list(_walk_assets(SCHEMAS[model], value, ()))
+            assert registry.asset_inputs(model, value) == expected
