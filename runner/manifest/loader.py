@@ -67,7 +67,7 @@ def load_manifest(
     shown = str(path)
     problems: list[Problem] = []
     try:
-        root, problems = parse_yaml(read_text(path, shown), shown)
+        root, problems, aliased = parse_yaml(read_text(path, shown), shown)
     except SourceFailure as exc:
         raise ManifestError([exc.problem]) from None
     if root is None:
@@ -87,7 +87,8 @@ def load_manifest(
         DuplicateIds(),
         base_dir,
     )
-    jobs = _load_jobs(root, _context(root, base_dir, registry, problems), checks, problems)
+    ctx = _context(root, base_dir, registry, problems)
+    jobs = _load_jobs(root, ctx, checks, problems, release=not aliased)
     if any(p.severity == "error" for p in problems):
         raise ManifestError(sorted(problems, key=_order))
     warnings = tuple(p for p in problems if p.severity == "warning")
@@ -146,8 +147,14 @@ def _context(
 
 
 def _load_jobs(
-    root: LocDict, ctx: Context, checks: _Checks, problems: list[Problem]
+    root: LocDict, ctx: Context, checks: _Checks, problems: list[Problem], *, release: bool
 ) -> list[JobSpec]:
+    """The specs of every job entry, in order.
+
+    With `release`, each entry is dropped from the located tree once its specs are made, so
+    the tree shrinks while the specs grow (peak memory: about one of the two, not both).
+    Only when no alias shares a value: then nothing else can still need the entry.
+    """
     entries = root.get("jobs")
     mark = root.key_marks.get("jobs", root.mark)
     if not isinstance(entries, LocList) or not entries:
@@ -164,6 +171,8 @@ def _load_jobs(
             continue
         for draft in expand_job(entry, ctx):
             specs.append(_finish(draft, checks, problems))
+        if release:
+            entries[index] = None
     return specs
 
 

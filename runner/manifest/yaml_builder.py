@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -61,6 +61,7 @@ class _Builder:
         self.problems: list[Problem] = []
         self.root: Any = None
         self.documents = 0
+        self.aliased = False
 
     def mark(self, event: Any) -> Mark:
         return (self.file, event.start_mark.line + 1, event.start_mark.column + 1)
@@ -119,6 +120,7 @@ class _Builder:
         value, size = self.anchors[name]
         # The value is shared, not copied; what it *would* expand to is what we budget.
         self.alias_budget -= size
+        self.aliased = True
         if self.alias_budget < 0:
             message = f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes"
             hint = "this looks like an alias bomb ('billion laughs'); refusing to expand it"
@@ -213,7 +215,16 @@ _HANDLERS: dict[type, Callable[[_Builder, Any], None]] = {
 }
 
 
-def parse_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
+class Parsed(NamedTuple):
+    """A YAML document as located values, its non-fatal problems, and whether an alias made
+    two places share one value (else every value has exactly one parent)."""
+
+    root: Any
+    problems: list[Problem]
+    aliased: bool
+
+
+def parse_yaml(text: str, file: str) -> Parsed:
     """The located value of a one-document YAML text, and the non-fatal problems found.
 
     Raises SourceFailure for syntax errors, alias bombs, recursion and excessive nesting.
@@ -230,7 +241,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
         raise _reader_failure(exc, text, file) from None
     finally:
         loader.dispose()
-    return builder.root, builder.problems
+    return Parsed(builder.root, builder.problems, builder.aliased)
 
 
 def _syntax_failure(exc: yaml.MarkedYAMLError, text: str, file: str) -> SourceFailure:
