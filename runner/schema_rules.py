@@ -1,9 +1,7 @@
 """A model schema's rules: a compiled yes/no check, problems in words, the `x-` rules.
 
-`validity_check` compiles a schema into a function that answers jsonschema's `is_valid`
-exactly, several times faster; `describe_error` turns a jsonschema error into a Problem with
-the field path and a hint; `extra_problems` enforces what JSON Schema cannot say, from the
-schema's annotations:
+`validity_check` compiles a schema into a faster, exact `is_valid`; `describe_error` words a
+jsonschema error, with field path and hint; `extra_problems` enforces what JSON Schema cannot:
 
 - `x-shot-durations` `{shots, total}`: the shots' `duration`s add up to `total`.
 - `x-combined-max-items` `{fields, max}`: those arrays hold at most `max` items together.
@@ -189,10 +187,9 @@ class _Unsupported(Exception):
 
 
 def validity_check(schema: object) -> Check | None:
-    """A function answering exactly `Draft202012Validator(schema).is_valid(value)`, faster.
-
-    Each keyword mirrors jsonschema's own test (`not x < minimum`, so NaN passes as there;
-    `is_type` for numbers). None when the schema uses a keyword not implemented here.
+    """A function answering exactly `Draft202012Validator(schema).is_valid(value)`, faster;
+    None when the schema uses a keyword not implemented here. Each keyword mirrors
+    jsonschema's own test (`not x < minimum`, so NaN passes as there; `is_type` for numbers).
     """
     try:
         return _compile(schema)
