@@ -27,7 +27,7 @@ from runner.jobflow import FlowConfig, JobFlow, Stop
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, replay
 from runner.limits import ModelLimiters, RateLimiter
 from runner.manifest import Manifest
-from runner.outputs import recorded_files_ok, write_metadata, write_plan
+from runner.outputs import recorded_files_ok, video_name_clashes, write_metadata, write_plan
 from runner.polling import PollPolicy
 from runner.progress import Progress
 from runner.reconcile import Reconciler
@@ -74,6 +74,13 @@ def plan_items(
     manifest: Manifest, records: Mapping[str, JobRecord], options: RunOptions
 ) -> list[WorkItem]:
     """The work items of a run; raises UsageError (nothing sent) for changed jobs."""
+    clashes = video_name_clashes(spec.id for spec in manifest.jobs)
+    if clashes:
+        raise UsageError(
+            f"job id(s) {', '.join(clashes[:10])} would share video file names with another "
+            "job's extra videos (<id>_<n>.mp4)",
+            hint="rename them, e.g. with '-' instead of '_' before the number",
+        )
     items: list[WorkItem] = []
     for spec in manifest.jobs:
         record = records.get(spec.id)

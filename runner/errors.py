@@ -5,6 +5,7 @@
     │   └── ManifestError           a manifest with problems; carries every Problem at once
     ├── LockedError                 another runner holds the output folder (exit 2)
     ├── HaltError                   the run stopped on purpose (exit 3), resumable
+    │   └── LedgerWriteError        the ledger could not be written (disk full): stop now
     └── ApiError                    the Scenario API answered badly, or not at all
         ├── TransientApiError       408, 409, 429, 5xx, resets, timeouts: worth retrying
         │   └── RateLimitedError    429 (or a slow-down hint): carries the server's delay
@@ -73,6 +74,13 @@ class HaltError(KlingBatchError):
     """The run halted on purpose (budget, auth/credit failure, failure threshold)."""
 
     exit_code = EXIT_HALTED
+
+
+class LedgerWriteError(HaltError):
+    """A ledger write failed: nothing may go on without a durable record. Resumable."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{message} — {hint}" if hint else message)
 
 
 class ApiError(KlingBatchError):

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from runner.bodies import AssetSource, request_body
 from runner.client import ScenarioClient
 from runner.domain import JobSpec
@@ -31,13 +33,16 @@ class CostEstimator:
     def __init__(self, client: ScenarioClient) -> None:
         self._client = client
         self._cache: dict[str, float] = {}
+        self._locks: dict[str, anyio.Lock] = {}
         self.dry_runs = 0
 
     async def __call__(self, model: str, body: Mapping[str, Any]) -> float:
         key = price_key(model, body)
-        if key not in self._cache:
-            self._cache[key] = await self._client.estimate(model, body)
-            self.dry_runs += 1
+        # One lock per shape: concurrent jobs of one shape share a single dry run.
+        async with self._locks.setdefault(key, anyio.Lock()):
+            if key not in self._cache:
+                self._cache[key] = await self._client.estimate(model, body)
+                self.dry_runs += 1
         return self._cache[key]
 
 

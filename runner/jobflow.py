@@ -33,6 +33,8 @@ from runner.errors import (
     CreditError,
     OutcomeUnknownError,
     PermanentApiError,
+    TransientApiError,
+    UsageError,
 )
 from runner.halting import Budget, HaltReason
 from runner.ledger import JobRecord, LedgerWriter, make_event, utc_now_iso
@@ -47,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # How many times one job may be re-posted after reconciliation found nothing.
 MAX_REPOSTS = 3
+# Pauses (seconds) between attempts to read the job list after a lost answer.
+RECONCILE_PAUSES = (5.0, 15.0, 30.0, 60.0, 120.0)
 
 
 class _Repost(enum.Enum):
@@ -151,13 +155,17 @@ class JobFlow:
         """Post the job once (reconciling a lost answer); its jobId, or None if not created."""
         try:
             body = await self.build_body(spec)
-        except ApiError as exc:
+        except (ApiError, UsageError) as exc:
             await self._refuse(spec, attempt, exc, what="uploading its files")
             return None
         for _ in range(MAX_REPOSTS):
             if not self.stop.submissions_allowed:
                 return None
-            estimate = await self.reserve(spec, body)
+            try:
+                estimate = await self.reserve(spec, body)
+            except ApiError as exc:
+                await self._refuse(spec, attempt, exc, what="pricing it (dry run)")
+                return None
             if estimate is None:
                 return None
             outcome = await self._post(spec, body, attempt, estimate)
@@ -172,12 +180,18 @@ class JobFlow:
         self, spec: JobSpec, body: dict[str, Any], attempt: int, estimate: float
     ) -> str | _Repost | None:
         body_json = canonical_json(body)
-        await self.record(spec.id, "intent", attempt=attempt, model=spec.model,
-                          params=dict(spec.params), body=body,
-                          fingerprint=body_fingerprint(spec.model, body))
-        outcome = await self._send_generate(spec, body, body_json, attempt, estimate)
-        if isinstance(outcome, OutcomeUnknownError):
-            return await self._after_unknown(spec, body_json, attempt, estimate, outcome)
+        await self.reconciler.begin(body_json, spec.model)
+        intent_ts = utc_now_iso()
+        try:
+            await self.record(spec.id, "intent", ts=intent_ts, attempt=attempt,
+                              model=spec.model, params=dict(spec.params), body=body,
+                              fingerprint=body_fingerprint(spec.model, body))
+            outcome = await self._send_generate(spec, body, body_json, attempt, estimate)
+            if isinstance(outcome, OutcomeUnknownError):
+                intent = Intent(spec.id, spec.model, body_json, intent_ts)
+                return await self._after_unknown(spec, intent, attempt, estimate, outcome)
+        finally:
+            self.reconciler.end(body_json, spec.model)
         if isinstance(outcome, ApiError):
             self.budget.release(estimate)
             await self._refuse(spec, attempt, outcome, what="submitting it")
@@ -215,11 +229,21 @@ class JobFlow:
         self.set_state(spec.id, JobState.SUBMITTED)
 
     async def _after_unknown(
-        self, spec: JobSpec, body_json: str, attempt: int, estimate: float, exc: ApiError
-    ) -> str | _Repost:
+        self, spec: JobSpec, intent: Intent, attempt: int, estimate: float, exc: ApiError
+    ) -> str | _Repost | None:
         await self.record(spec.id, "unknown", attempt=attempt, error=str(exc))
-        intent = Intent(spec.id, spec.model, body_json, utc_now_iso())
-        found = (await self.reconciler.resolve([intent]))[spec.id]
+        try:
+            found = (await self._resolve_patiently(intent))[spec.id]
+        except (AuthError, CreditError) as err:
+            self.halt(HaltReason.AUTH if isinstance(err, AuthError) else HaltReason.CREDIT,
+                      str(err))
+            return None
+        except ApiError as err:
+            # The job may exist: never post it again blindly. It stays unknown in the
+            # ledger, and the next run looks for it first.
+            self.progress.note(f"{spec.id}: its POST's answer was lost and the job list "
+                               f"cannot be read ({err}); a re-run will reconcile it")
+            return None
         if found is None:
             self.budget.release(estimate)
             self.progress.note(f"{spec.id}: no job found after a lost answer; posting again")
@@ -228,20 +252,33 @@ class JobFlow:
         await self.adopt(spec, found, attempt)
         return found.job_id
 
+    async def _resolve_patiently(self, intent: Intent) -> dict[str, RemoteJob | None]:
+        """Reconcile, riding out an API outage of a few minutes (the client's own retries
+        cover only seconds)."""
+        for pause in RECONCILE_PAUSES:
+            try:
+                return await self.reconciler.resolve([intent])
+            except TransientApiError:
+                await self.sleep(pause)
+        return await self.reconciler.resolve([intent])
+
     async def adopt(self, spec: JobSpec, job: RemoteJob, attempt: int) -> None:
         """Record a job that reconciliation found for this manifest job."""
         self.progress.adopted += 1
         self.progress.note(f"{spec.id}: adopted {job.job_id} (its POST's answer was lost)")
         await self._submitted(spec, job, attempt, job.cu_cost, reconciled=True)
 
-    async def _refuse(self, spec: JobSpec, attempt: int, exc: ApiError, *, what: str) -> None:
+    async def _refuse(
+        self, spec: JobSpec, attempt: int, exc: ApiError | UsageError, *, what: str
+    ) -> None:
         if isinstance(exc, AuthError | CreditError):
             reason = HaltReason.AUTH if isinstance(exc, AuthError) else HaltReason.CREDIT
             self.halt(reason, str(exc))
             await self.record(spec.id, "not-submitted", attempt=attempt, error=str(exc))
             return
-        if isinstance(exc, PermanentApiError):
-            await self.record(spec.id, "rejected", attempt=attempt, status=exc.status,
+        if isinstance(exc, PermanentApiError | UsageError):
+            status = exc.status if isinstance(exc, PermanentApiError) else None
+            await self.record(spec.id, "rejected", attempt=attempt, status=status,
                               error=f"refused while {what}: {exc}")
             self.set_state(spec.id, JobState.FAILED)
             return

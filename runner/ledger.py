@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import anyio
 
 from runner.domain import JobState
+from runner.errors import LedgerWriteError
 
 LEDGER_NAME = "ledger.jsonl"
 
@@ -105,7 +106,9 @@ class JobRecord:
     def all_downloaded(self) -> bool:
         """True when every produced asset has a verified file."""
         have = {a.asset_id for a in self.assets}
-        return self.state is JobState.SUCCEEDED and all(a in have for a in self.asset_ids)
+        # A success without any asset produced nothing to keep: not done.
+        return (self.state is JobState.SUCCEEDED and bool(self.asset_ids)
+                and all(a in have for a in self.asset_ids))
 
 
 def _on_intent(rec: JobRecord, ev: Mapping[str, Any]) -> JobRecord:
@@ -257,15 +260,30 @@ class LedgerWriter:
 
     def __init__(self, ledger: Ledger, *, buffer: int = 1024) -> None:
         self._ledger = ledger
+        self._failure: OSError | None = None
         self._send, self._receive = anyio.create_memory_object_stream[
             tuple[dict[str, Any], anyio.Event]
         ](buffer)
 
     async def append(self, event: dict[str, Any]) -> None:
-        """Queue `event` for the writer and wait until it is on disk."""
+        """Queue `event` for the writer and wait until it is on disk.
+
+        Raises LedgerWriteError once a write has failed: nothing may act on a record that
+        is not durable.
+        """
+        self._raise_if_failed()
         done = anyio.Event()
         await self._send.send((event, done))
         await done.wait()
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise LedgerWriteError(
+                f"the ledger could not be written ({self._failure}); the run stopped",
+                hint="free disk space or fix the folder's permissions, then run the same "
+                "command to resume",
+            ) from self._failure
 
     def close(self) -> None:
         """No more events: the writer finishes what it has and returns."""
@@ -289,6 +307,11 @@ class LedgerWriter:
                         batch.append(self._receive.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                await self._ledger.append_many([e for e, _ in batch])
+                if self._failure is None:
+                    try:
+                        await self._ledger.append_many([e for e, _ in batch])
+                    except OSError as exc:
+                        # Wake every waiter with the error rather than leave them hanging.
+                        self._failure = exc
                 for _, done in batch:
                     done.set()

@@ -43,6 +43,18 @@ def video_relpath(job_id: str, index: int, count: int) -> str:
     return f"{VIDEOS_DIR}/{name}"
 
 
+def video_name_clashes(job_ids: Iterable[str]) -> list[str]:
+    """Ids like `x_2` whose prefix `x` is also a job: `x`'s second video would be named
+    `videos/x_2.mp4` too, so one paid video could overwrite the other."""
+    ids = set(job_ids)
+    clashes = []
+    for job_id in sorted(ids):
+        prefix, sep, number = job_id.rpartition("_")
+        if sep and number.isdigit() and prefix in ids:
+            clashes.append(job_id)
+    return clashes
+
+
 def write_atomically(path: Path, lines: Iterable[bytes]) -> None:
     """Write `lines` to a temp file beside `path`, fsync, rename over it, fsync the folder."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from runner.domain import RemoteJob, RemoteStatus
+from runner.errors import TransientApiError
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ async def wait_terminal(
 ) -> RemoteJob:
     """Poll `job_id` until it is terminal; raises PollTimeout past the policy's deadline.
 
-    `on_update` sees every answer (progress, the first "running"). Errors of `get_job` other
-    than the client's own retries propagate: the caller decides what they mean.
+    `on_update` sees every answer (progress, the first "running"). Transient errors (after
+    the client's own retries) are ridden out until the deadline; other errors propagate.
     """
     started = clock()
     last: RemoteJob | None = None
@@ -64,8 +65,14 @@ async def wait_terminal(
         if clock() - started + delay > policy.deadline:
             raise PollTimeout(last)
         await sleep(delay)
-        last = await get_job(job_id)
         polls += 1
+        try:
+            last = await get_job(job_id)
+        except TransientApiError as exc:
+            # The job is paid and running: an API outage delays following it, nothing more.
+            log.warning("polling job %s failed (%s): trying again", job_id, exc)
+            delay = next_poll_delay(policy, polls)
+            continue
         if last.status is RemoteStatus.UNKNOWN:
             log.warning("job %s has an unknown status %r: still waiting", job_id, last.raw_status)
         if on_update is not None:

@@ -26,9 +26,22 @@ from runner.domain import RemoteJob
 CLOCK_SKEW = timedelta(seconds=120)
 
 
+def _normal(value: Any) -> Any:
+    # Numbers by value: an API that echoes 1.0 as 1 (or the reverse) must still match.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normal(v) for v in value]
+    return value
+
+
 def canonical_json(body: Mapping[str, Any]) -> str:
-    """The one JSON spelling of a body used for fingerprints and matching."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The one JSON spelling of a body used for fingerprints and matching: keys sorted,
+    compact, integral floats written as integers."""
+    return json.dumps(_normal(body), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
 
 
 def body_fingerprint(model: str, body: Mapping[str, Any]) -> str:
@@ -68,7 +81,13 @@ def match_intents(
 
     Returns {manifest job id: adopted job}. `claimed` (jobIds known to the ledger) is not
     modified; the caller adds the adopted ones.
+
+    The API's job does not say which model it ran, so a body that unresolved intents of
+    *different* models share is ambiguous: none of those intents adopts anything (see
+    `ambiguous_intents`; the runner never lets such POSTs be in the air together).
     """
+    unsure = {i.job for i in ambiguous_intents(intents)}
+    intents = [i for i in intents if i.job not in unsure]
     pool: dict[str, list[RemoteJob]] = defaultdict(list)
     for job in jobs:
         key = _candidate_key(job)
@@ -86,6 +105,14 @@ def match_intents(
             taken.add(job.job_id)
             break
     return adopted
+
+
+def ambiguous_intents(intents: Sequence[Intent]) -> list[Intent]:
+    """Intents whose body another intent of a different model shares."""
+    models: dict[str, set[str]] = defaultdict(set)
+    for intent in intents:
+        models[intent.body_json].add(intent.model)
+    return [i for i in intents if len(models[i.body_json]) > 1]
 
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
@@ -131,10 +158,28 @@ class Reconciler:
         self._interval = poll_interval
         self._lock = anyio.Lock()
         self._posting: Counter[str] = Counter()
+        self._holders: dict[str, Counter[str]] = defaultdict(Counter)
+        self._released = anyio.Event()
 
     def posting(self, body_json: str, delta: int) -> None:
         """Count a POST of this body as started (+1) or answered (-1)."""
         self._posting[body_json] += delta
+
+    async def begin(self, body_json: str, model: str) -> None:
+        """Wait until no job of another *model* with this body is being posted or looked
+        for, then hold the body for `model`. Jobs do not say their model, so this is what
+        keeps a lost answer from ever being matched to another model's job."""
+        while any(n and m != model for m, n in self._holders[body_json].items()):
+            await self._released.wait()
+        self._holders[body_json][model] += 1
+
+    def end(self, body_json: str, model: str) -> None:
+        """Release what `begin` held (the jobId is recorded, or the job given up)."""
+        self._holders[body_json][model] -= 1
+        if not any(self._holders[body_json].values()):
+            del self._holders[body_json]
+        released, self._released = self._released, anyio.Event()
+        released.set()
 
     def claim(self, job_id: str) -> None:
         self.claimed.add(job_id)
@@ -156,7 +201,8 @@ class Reconciler:
         waiting = list(intents)
         newest = max((parse_ts(i.ts) for i in intents), default=datetime.now(UTC))
         left = (newest - datetime.now(UTC)).total_seconds() + self._settle
-        deadline = self._clock() + max(0.0, left)
+        # Clamped: an intent stamped in the future (another clock) must not wait forever.
+        deadline = self._clock() + min(max(0.0, left), self._settle)
         while waiting:
             while any(self._posting[i.body_json] for i in waiting):
                 await self._sleep(0.05)

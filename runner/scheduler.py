@@ -18,12 +18,13 @@ import anyio
 from anyio.abc import TaskGroup
 
 from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
+from runner.errors import ApiError, AuthError, CreditError
 from runner.halting import FailureLimit, HaltReason
 from runner.jobflow import JobFlow
 from runner.ledger import JobRecord
 from runner.limits import ModelLimiters, RateLimiter, Slots
 from runner.outputs import verified_assets
-from runner.reconcile import Intent, canonical_json
+from runner.reconcile import Intent, ambiguous_intents, canonical_json
 from runner.resume import Action, Decision, is_transient_failure
 
 log = logging.getLogger(__name__)
@@ -69,20 +70,26 @@ class Scheduler:
         for item in items:
             self.flow.set_state(item.spec.id, _start_state(item))
         async with anyio.create_task_group() as tg:
-            await self._reattach(tg, items)
-            by_model: dict[str, list[WorkItem]] = defaultdict(list)
+            reposts = await self._reattach(tg, items)
+            by_model: dict[str, list[tuple[WorkItem, int]]] = defaultdict(list)
+            for item, attempt in reposts:
+                by_model[item.spec.model].append((item, attempt))
             for item in items:
                 if item.decision.action is Action.SUBMIT:
-                    by_model[item.spec.model].append(item)
+                    attempt = (item.record.attempt + 1) if item.record else 1
+                    by_model[item.spec.model].append((item, attempt))
             for model_items in by_model.values():
                 tg.start_soon(self._feed, tg, model_items)
 
     # -- re-attaching jobs already at the API --------------------------------------------
 
-    async def _reattach(self, tg: TaskGroup, items: Sequence[WorkItem]) -> None:
+    async def _reattach(
+        self, tg: TaskGroup, items: Sequence[WorkItem]
+    ) -> list[tuple[WorkItem, int]]:
+        """Follow jobs known by jobId; reconcile lost answers. Returns the jobs to post
+        again (their lost POST created nothing), for the feeders and their limits."""
         unknown = [i for i in items if i.decision.action is Action.RECONCILE]
-        if unknown:
-            await self._reconcile(tg, unknown)
+        reposts = await self._reconcile(tg, unknown) if unknown else []
         for item in items:
             record = item.record
             if item.decision.action is Action.POLL and record and record.job_id:
@@ -91,25 +98,50 @@ class Scheduler:
             elif item.decision.action is Action.DOWNLOAD and record:
                 await self.workers.acquire()
                 tg.start_soon(self._download_task, item.spec, record)
+        return reposts
 
-    async def _reconcile(self, tg: TaskGroup, items: Sequence[WorkItem]) -> None:
+    async def _reconcile(
+        self, tg: TaskGroup, items: Sequence[WorkItem]
+    ) -> list[tuple[WorkItem, int]]:
         intents = [_intent(i) for i in items]
-        self.flow.progress.note(f"reconciling {len(intents)} POST(s) whose answer was lost")
-        found = await self.flow.reconciler.resolve(intents)
+        flow = self.flow
+        flow.progress.note(f"reconciling {len(intents)} POST(s) whose answer was lost")
+        found = await self._resolve(intents)
+        if found is None:
+            return []
+        reposts: list[tuple[WorkItem, int]] = []
+        unsure = {i.job for i in ambiguous_intents(intents)}
         for item in items:
             job = found.get(item.spec.id)
             attempt = item.record.attempt if item.record else 1
-            await self._hold(item.spec.model, forced=True)
             if job is not None:
-                await self.flow.adopt(item.spec, job, attempt)
+                await self._hold(item.spec.model, forced=True)
+                flow.budget.settle(0.0, job.cu_cost)
+                await flow.adopt(item.spec, job, attempt)
                 tg.start_soon(self._job_task, item, attempt, job.job_id)
+            elif item.spec.id in unsure:
+                flow.progress.note(f"{item.spec.id}: its lost POST has the same body as another "
+                                   "model's; not adopted, not re-posted — check by hand")
             else:
-                tg.start_soon(self._job_task, item, attempt + 1, None)
+                reposts.append((item, attempt + 1))
+        return reposts
+
+    async def _resolve(self, intents: list[Intent]) -> dict[str, RemoteJob | None] | None:
+        """The reconciliation listing; None (nothing re-posted, a note) when it fails."""
+        try:
+            return await self.flow.reconciler.resolve(intents)
+        except (AuthError, CreditError) as exc:
+            self.flow.halt(HaltReason.AUTH if isinstance(exc, AuthError) else HaltReason.CREDIT,
+                           str(exc))
+        except ApiError as exc:
+            self.flow.progress.note(f"the job list could not be read ({exc}): the lost POSTs "
+                                    "stay unknown until a later run reconciles them")
+        return None
 
     # -- new submissions -----------------------------------------------------------------
 
-    async def _feed(self, tg: TaskGroup, items: Sequence[WorkItem]) -> None:
-        for item in items:
+    async def _feed(self, tg: TaskGroup, items: Sequence[tuple[WorkItem, int]]) -> None:
+        for item, attempt in items:
             if not self.flow.stop.submissions_allowed:
                 return
             await self._hold(item.spec.model, forced=False)
@@ -117,7 +149,6 @@ class Scheduler:
                 self._release_flight(item.spec.model)
                 self.workers.release()
                 return
-            attempt = (item.record.attempt + 1) if item.record else 1
             tg.start_soon(self._job_task, item, attempt, None)
 
     async def _hold(self, model: str, *, forced: bool, worker: bool = True) -> None:

@@ -88,8 +88,10 @@ def _row(
     decision = decide(model or "", params, record, files_ok=files_ok)
     if record is None:
         return StatusRow(job_id, model, JobState.PENDING, None, (), None, decision.reason, 0, 0.0)
+    # A POST whose answer was lost may have created a job: it counts as submitted.
+    state = JobState.SUBMITTED if record.unresolved_intent else record.state
     return StatusRow(
-        job_id, model or record.model, record.state, record.job_id, record.assets,
+        job_id, model or record.model, state, record.job_id, record.assets,
         record.error, decision.reason, record.attempt, record.total_cost,
     )
 

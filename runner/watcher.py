@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 import anyio
 
 from runner.domain import RemoteJob
-from runner.errors import ApiError
+from runner.errors import ApiError, AuthError, CreditError
 from runner.polling import PollTimeout
 from runner.reconcile import parse_ts
 
@@ -49,6 +49,7 @@ class _Watch:
     last_seen: float
     done: anyio.Event = field(default_factory=anyio.Event)
     result: RemoteJob | None = None
+    error: ApiError | None = None
 
 
 class ListWatcher:
@@ -90,9 +91,16 @@ class ListWatcher:
                 await watch.done.wait()
         finally:
             del self._watches[job_id]
+        if watch.error is not None:
+            raise watch.error
         if watch.result is None:
             raise PollTimeout(None)
         return watch.result
+
+    def _fail_all(self, exc: ApiError) -> None:
+        for watch in self._watches.values():
+            watch.error = exc
+            watch.done.set()
 
     async def run(self) -> None:
         """List, dispatch, sleep; forever (cancel it with the batch)."""
@@ -103,6 +111,8 @@ class ListWatcher:
             try:
                 await self._list_once()
                 await self._ask_the_unseen()
+            except (AuthError, CreditError) as exc:
+                self._fail_all(exc)  # each waiting job raises it: the run halts
             except ApiError as exc:
                 # The client already retried; the jobs' own fallback GETs will tell more.
                 log.warning("listing jobs failed: %s", exc)

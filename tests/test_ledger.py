@@ -289,7 +289,7 @@ def test_download_of_the_same_asset_replaces_the_earlier_record() -> None:
     [
         (JobState.SUCCEEDED, ("x",), ("x",), True),
         (JobState.SUCCEEDED, ("x", "y"), ("x",), False),
-        (JobState.SUCCEEDED, (), (), True),
+        (JobState.SUCCEEDED, (), (), False),  # a success that produced nothing is not done
         (JobState.FAILED, ("x",), ("x",), False),
         (JobState.RUNNING, (), (), False),
     ],

@@ -47,10 +47,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KlingBatchError as exc:
         output.error_line(exc)
         return exc.exit_code
+    except BaseExceptionGroup as group:
+        # A task group wraps what its tasks raised; ours are reported plainly, bugs not.
+        ours, rest = group.split(KlingBatchError)
+        if ours is None or rest is not None:
+            raise
+        first = _leaves(ours)[0]
+        output.error_line(first)
+        return first.exit_code
     except KeyboardInterrupt:
         output.err("interrupted")
         return EXIT_INTERRUPTED
     return code
+
+
+def _leaves(group: BaseExceptionGroup[KlingBatchError]) -> list[KlingBatchError]:
+    found: list[KlingBatchError] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.extend(_leaves(exc))
+        else:
+            found.append(exc)
+    return found
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,9 @@
 """`kling-batch cancel DIR`: ask the API to cancel the run's in-flight jobs; report refusals.
 
 The API cancels only some job types ("today only cancel on inference jobs is supported"),
-so each refusal is reported with the API's reason. When no run holds the folder, the
+so each refusal is reported with the API's reason. A run still going keeps submitting new
+jobs into freed places: stop it first (Ctrl-C drains it), then cancel. When no run holds
+the folder, the
 cancellations are recorded in the ledger at once; when a run is going, its own polling
 records them (the ledger has one writer), and this command only asks the API.
 """
@@ -82,6 +84,10 @@ def _ledger_if_free(directory: Path) -> Iterator[JsonlLedger | None]:
 def execute(args: argparse.Namespace) -> int:
     rows = load_rows(args.directory)
     targets = [(r.id, r.job_id) for r in rows if r.state in _IN_FLIGHT and r.job_id]
+    unknown = [r.id for r in rows if r.state in _IN_FLIGHT and not r.job_id]
+    if unknown:
+        output.err(f"{len(unknown)} job(s) have a POST whose answer was lost and no jobId "
+                   f"yet ({', '.join(unknown[:5])}): run again to reconcile them, then cancel")
     if not targets:
         output.out("no job of this run is in flight: nothing to cancel")
         return 0

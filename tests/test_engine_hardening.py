@@ -1,0 +1,186 @@
+"""Failure paths of the engine found in review: each test names the scenario it guards.
+
+Pure parts are tested with fakes; the run-level ones through the CLI against the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from engine_helpers import background_simulator, ledger_events, run_cli, t2v_jobs, write_manifest
+
+from runner.domain import RemoteJob, RemoteStatus
+from runner.errors import AuthError, LedgerWriteError, TransientApiError
+from runner.ledger import LedgerWriter, encode_event, make_event
+from runner.polling import PollPolicy, wait_terminal
+from runner.reconcile import Intent, Reconciler, ambiguous_intents, canonical_json, match_intents
+from runner.watcher import ListWatcher
+
+pytestmark = pytest.mark.usefixtures("api_credentials")
+
+BODY = canonical_json({"image": "asset_a", "video": "asset_v"})
+
+
+def job(job_id: str, status: str = "success", body: str = BODY) -> RemoteJob:
+    return RemoteJob(job_id, RemoteStatus.parse(status), status, 1.0, input=json.loads(body),
+                     created_at="2030-01-01T00:00:01Z", updated_at="2030-01-01T00:00:02Z")
+
+
+# -- one body, two models: the API's job does not say its model ---------------------------
+
+
+def test_intents_of_two_models_with_one_body_adopt_nothing() -> None:
+    intents = [Intent("v26", "model_kling-v2-6-motion-control", BODY, "2030-01-01T00:00:00Z"),
+               Intent("v3", "model_kling-v3-pro-motion-control", BODY, "2030-01-01T00:00:00Z")]
+    assert {i.job for i in ambiguous_intents(intents)} == {"v26", "v3"}
+    assert match_intents(intents, [job("job_1")], set()) == {}
+
+
+async def test_posts_of_one_body_for_two_models_are_never_in_the_air_together() -> None:
+    async def no_jobs(_: str) -> AsyncIterator[RemoteJob]:
+        return
+        yield  # pragma: no cover
+
+    rec = Reconciler(no_jobs, claimed=set(), settle=0, clock=lambda: 0.0, sleep=anyio.sleep)
+    order: list[str] = []
+    await rec.begin(BODY, "model_a")
+    await rec.begin(BODY, "model_a")  # the same model: repeats may fly together
+
+    async def other_model() -> None:
+        await rec.begin(BODY, "model_b")
+        order.append("b began")
+        rec.end(BODY, "model_b")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other_model)
+        await anyio.sleep(0.05)
+        order.append("a ends")
+        rec.end(BODY, "model_a")
+        rec.end(BODY, "model_a")
+    assert order == ["a ends", "b began"]
+
+
+# -- outages and failures that must not end or hang a run ----------------------------------
+
+
+async def test_polling_rides_out_transient_errors_until_the_deadline() -> None:
+    answers: list[RemoteJob | Exception] = [TransientApiError("503"), TransientApiError("503"),
+                                            job("job_1")]
+    now = [0.0]
+
+    async def get_job(_: str) -> RemoteJob:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    final = await wait_terminal(get_job, "job_1", policy=PollPolicy(1, 2, 4, 100),
+                                clock=lambda: now[0], sleep=sleep)
+    assert final.status is RemoteStatus.SUCCESS and answers == []
+
+
+async def test_watcher_passes_an_auth_failure_to_every_waiting_job() -> None:
+    async def listing(_: str) -> AsyncIterator[RemoteJob]:
+        raise AuthError("401 Unauthorized", status=401)
+        yield  # pragma: no cover
+
+    async def get_job(job_id: str) -> RemoteJob:
+        return job(job_id, "in-progress")
+
+    watcher = ListWatcher(listing, get_job, clock=anyio.current_time, sleep=anyio.sleep,
+                          interval=0.01)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watcher.run)
+        with pytest.raises(AuthError):
+            await watcher.wait("job_1", deadline=5)
+        tg.cancel_scope.cancel()
+
+
+class FullDisk:
+    async def append_many(self, events: list[dict[str, Any]]) -> None:
+        raise OSError(28, "No space left on device")
+
+    def read_events(self) -> Any:
+        return iter(())
+
+
+async def test_a_failed_ledger_write_raises_instead_of_hanging() -> None:
+    writer = LedgerWriter(FullDisk())
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer.run)
+            with pytest.raises(LedgerWriteError, match="No space left"):
+                await writer.append(make_event("a", "intent"))
+            with pytest.raises(LedgerWriteError):
+                await writer.append(make_event("a", "intent"))
+            writer.close()
+
+
+# -- through the CLI ------------------------------------------------------------------------
+
+
+def test_resume_reposts_lost_intents_within_the_concurrency_limit(tmp_path: Path) -> None:
+    jobs = t2v_jobs(8)
+    manifest = write_manifest(tmp_path, jobs)
+    out = tmp_path / "out"
+    out.mkdir()
+    # A crashed run left eight intents whose POSTs never reached the API.
+    # (Stamped in the future, as another machine's clock might: the wait stays bounded.)
+    lines = [encode_event(make_event(j["id"], "intent", ts="2030-01-01T00:00:00.000Z",
+                                     attempt=1, model=j["model"], params=j["params"],
+                                     body=j["params"], fingerprint="f"))
+             for j in jobs]
+    (out / "ledger.jsonl").write_bytes(b"".join(lines))
+    with background_simulator(job_seconds=(0.2, 0.3)) as sim:
+        assert run_cli(manifest, out, sim, "--concurrency", "2") == 0
+        assert sim.stats.max_jobs_in_flight <= 2
+        assert set(sim.stats.submissions_by_fingerprint.values()) == {1}
+    attempts = [e["attempt"] for e in ledger_events(out) if e["event"] == "submitted"]
+    assert attempts == [2] * 8
+
+
+def test_wrong_credentials_with_a_budget_halt_with_exit_3(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(3))
+    with background_simulator(api_key="right", api_secret="right") as sim:
+        assert run_cli(manifest, tmp_path / "out", sim, "--budget", "1000") == 3
+        assert sim.stats.jobs == []
+
+
+def test_an_empty_asset_file_fails_its_job_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty.png").write_bytes(b"")
+    bad = {"id": "bad", "model": "model_kling-v2-1-pro",
+           "params": {"prompt": "x", "startImage": "empty.png"}}
+    manifest = write_manifest(tmp_path, [bad, *t2v_jobs(2)])
+    out = tmp_path / "out"
+    with background_simulator() as sim:
+        code = run_cli(manifest, out, sim)
+    err = capsys.readouterr().err
+    if code == 2:  # the manifest check caught it first: also fine, nothing was sent
+        assert "empty.png" in err and sim.stats.jobs == []
+        return
+    assert code == 1 and "Traceback" not in err
+    rejected = [e for e in ledger_events(out) if e["event"] == "rejected"]
+    assert [e["job"] for e in rejected] == ["bad"] and "empty" in rejected[0]["error"]
+    assert len(list((out / "videos").glob("*.mp4"))) == 2
+
+
+def test_job_ids_whose_videos_would_share_names_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = t2v_jobs(2)
+    jobs[0]["id"], jobs[1]["id"] = "x", "x_2"
+    manifest = write_manifest(tmp_path, jobs)
+    with background_simulator() as sim:
+        assert run_cli(manifest, tmp_path / "out", sim) == 2
+        assert sum(sim.stats.requests_by_endpoint.values()) == 0
+    assert "x_2" in capsys.readouterr().err
