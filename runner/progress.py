@@ -53,13 +53,16 @@ class Progress:
         self._started = self.clock()
 
     def move(self, old: JobState | None, new: JobState) -> None:
-        """A job changed state; terminal states count as completions."""
+        """A job changed state; terminal states reached in this run count as completions
+        (and failures), not the states jobs start the run in."""
         if old is not None:
             self.states[old.value] -= 1
         self.states[new.value] += 1
-        if new in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED) and old != new:
+        if old is None or old == new:
+            return  # where a job starts this run (done or failed before) is not news
+        if new in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED):
             self._done_times.append(self.clock())
-        if new is JobState.FAILED and old != new:
+        if new is JobState.FAILED:
             self.failures += 1
 
     def note(self, message: str) -> None:

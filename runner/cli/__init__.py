@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run batches of Scenario Kling video generations from a YAML manifest.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log lines on stderr (-v: info, -vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _commands():
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
@@ -42,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run kling-batch with `argv` (default: sys.argv[1:]) and return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    output.configure_logging(args.verbose)
     try:
         code: int = args.execute(args)
     except KlingBatchError as exc:

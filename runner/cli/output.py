@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -33,3 +34,14 @@ def error_line(exc: KlingBatchError) -> None:
         print(str(problem), file=sys.stderr)
     if isinstance(exc, UsageError) or not problems:
         err(f"error: {exc}")
+
+
+def configure_logging(verbosity: int) -> None:
+    """Log lines of the library go to stderr: warnings by default, more with -v/-vv."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("kling-batch: %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("runner")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False

@@ -224,4 +224,6 @@ def _summarize(progress: Progress, prep: _Prepared, stop: Stop) -> None:
     counts = state_counts(records, prep.manifest.jobs)
     files = sum(len(r.assets) for r in records.values())
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
-    output.out(f"{summary} — {files} file(s) in {prep.options.out_dir / 'videos'}")
+    cost = sum(r.total_cost for r in records.values())
+    output.out(f"{summary} — {files} file(s) in {prep.options.out_dir / 'videos'} — "
+               f"{cost:g} CU spent in all")

@@ -43,7 +43,8 @@ def execute(args: argparse.Namespace) -> int:
         output.out(f"{row.id:<{width}}  {row.state.value:<9}  {row.job_id or '-':<28}  "
                    f"{row.next_run}" + (f"  [{row.error}]" if row.error else ""))
     counts = state_counts(rows)
-    output.out(", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no jobs")
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no jobs"
+    output.out(f"{summary}; {sum(r.cost for r in rows):g} CU spent")
     lock = read_lock(args.directory)
     if lock is not None and not lock.stale:
         output.out(f"a run is in progress (pid {lock.pid} on {lock.host})")
