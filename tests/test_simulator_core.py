@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import random
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,6 +19,7 @@ from runner.simulator import (
 from runner.simulator.auth import authorized
 from runner.simulator.context import iso_ms, sign, signature_ok
 from runner.simulator.faults import Outcome
+from runner.simulator.state import Job, SimState
 
 
 def test_draw_is_a_pure_function_of_its_arguments() -> None:
@@ -196,3 +199,72 @@ def test_config_validation_and_profiles() -> None:
     assert hostile["rate_limit"] == 0.0 and hostile["server_error"] > 0
     flaky = SimulatorConfig(profile="flaky").fault_rates()
     assert flaky["job_failure"] == 0 and flaky["server_error_no_retry"] == 0
+
+
+def test_pagination_reads_one_job_past_the_page() -> None:
+    read: list[int] = []
+
+    def lazily() -> Iterator[listing.Listed]:
+        for job in _listed(1000):
+            read.append(job.seq)
+            yield job
+
+    page, token = listing.paginate(lazily(), listing.parse_query({"pageSize": "3"}), False)
+    assert page == [1000, 999, 998] and token is not None and len(read) == 4
+
+
+@pytest.mark.parametrize(
+    ("params", "created_bound", "update_bound", "expected"),
+    [
+        ({}, 0.0, 0.0, True),
+        ({"createdAfter": "1970-01-01T00:00:10Z"}, 10.0, 99.0, False),
+        ({"createdAfter": "1970-01-01T00:00:10Z"}, 10.001, 0.0, True),
+        ({"updatedAfter": "1970-01-01T00:00:10Z"}, 99.0, 10.0, False),
+        ({"updatedAfter": "1970-01-01T00:00:10Z"}, 0.0, 10.001, True),
+        ({"status": "success"}, 0.0, 0.0, True),
+    ],
+)
+def test_older_jobs_may_match_only_inside_the_date_bounds(
+    params: dict[str, str], created_bound: float, update_bound: float, expected: bool
+) -> None:
+    query = listing.parse_query(params)
+    assert listing.older_may_match(query, created_bound, update_bound) is expected
+
+
+def _job(seq: int, created: float, duration: float, outcome: Outcome) -> Job:
+    return Job(f"job_{seq}", "m", "f", {}, created, duration, outcome, (), 0, seq)
+
+
+def test_indexed_bounds_cover_every_older_job_whatever_the_clock() -> None:
+    state, rng = SimState(0), random.Random(5)
+    for seq in range(1, 300):
+        outcome = rng.choice(list(Outcome))
+        job = _job(seq, rng.uniform(0, 100), rng.uniform(0, 30), outcome)
+        if rng.random() < 0.2:
+            job.canceled_at = rng.uniform(-1, 30)
+        state.add_job(job)
+    entries = list(state.newest_first())
+    assert [e.job.seq for e in entries] == list(range(299, 0, -1))
+    for index, entry in enumerate(entries):
+        older = [e.job for e in entries[index:]]
+        assert entry.created_bound == max(j.created for j in older)
+        latest = max(j.created + j.snapshot(1e9).updated for j in older)
+        assert latest <= entry.update_bound
+    assert [e.job.seq for e in state.newest_first(before_seq=3)] == [2, 1]
+    with pytest.raises(ValueError, match="not after"):
+        state.add_job(_job(5, 0.0, 1.0, Outcome.SUCCESS))
+
+
+def test_jobs_in_flight_matches_a_full_count_as_time_moves() -> None:
+    state, rng = SimState(0), random.Random(9)
+    now = 0.0
+    for seq in range(1, 400):
+        now += rng.uniform(-0.5, 1.0)  # mostly forward, sometimes back
+        job = _job(seq, now, rng.uniform(0, 20), rng.choice(list(Outcome)))
+        state.add_job(job)
+        if rng.random() < 0.1:
+            victim = state.jobs[f"job_{rng.randint(1, seq)}"]
+            victim.canceled_at = now - victim.created
+        probe = now + rng.uniform(-3, 3)
+        full = sum(1 for j in state.jobs.values() if j.ends_at() > probe)
+        assert state.jobs_in_flight(probe) == full

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -139,18 +140,29 @@ async def list_jobs(request: web.Request) -> web.Response:
     except listing.QueryError as exc:
         raise ApiProblem(400, str(exc)) from exc
     now = context.clock()
-    by_seq = {job.seq: job for job in context.state.jobs.values()}
-    listed = []
-    for job in context.state.jobs_newest_first():
-        snap = job.snapshot(now)
-        listed.append(listing.Listed(job.seq, snap.status, "custom", context.unix(job.created),
-                                     context.unix(job.created + snap.updated)))
     empty = context.fires("empty_page", request[FAULT_KEY], request[FAULT_ATTEMPT])
-    seqs, token = listing.paginate(listed, query, empty)
+    by_seq: dict[int, Job] = {}
+    seqs, token = listing.paginate(_listed(context, query, now, by_seq), query, empty)
     reply: dict[str, Any] = {"jobs": [job_json(context, by_seq[seq]) for seq in seqs]}
     if token is not None:
         reply["nextPaginationToken"] = token
     return web.json_response(reply)
+
+
+def _listed(
+    context: SimContext, query: listing.ListQuery, now: float, seen: dict[int, Job]
+) -> Iterator[listing.Listed]:
+    """The jobs as the filters see them at `now`, newest first, from the query's cursor on,
+    until no older job can pass the date filters; each one read is also put in `seen`."""
+    for entry in context.state.newest_first(query.before_seq):
+        bounds = context.unix(entry.created_bound), context.unix(entry.update_bound)
+        if not listing.older_may_match(query, *bounds):
+            return
+        job = entry.job
+        seen[job.seq] = job
+        snap = job.snapshot(now)
+        yield listing.Listed(job.seq, snap.status, "custom", context.unix(job.created),
+                             context.unix(job.created + snap.updated))
 
 
 async def job_action(request: web.Request) -> web.Response:

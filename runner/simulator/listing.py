@@ -5,6 +5,10 @@ job handed out, so jobs created while a client pages never shift later pages. Th
 `empty_page` fault answers a page with no jobs but a token (the API's docstring allows it);
 the token then marks that an empty page was just served, so the next page is never empty
 again and pagination always ends.
+
+A listing reads jobs lazily, newest first, and stops as soon as it has a page and knows
+whether another follows, or once `older_may_match` says no older job can pass the date
+filters: a short `updatedAfter`/`createdAfter` window costs what it returns.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -122,18 +126,29 @@ def matches(job: Listed, query: ListQuery) -> bool:
     return query.updated_after is None or job.updated_unix > query.updated_after
 
 
+def older_may_match(query: ListQuery, created_bound: float, update_bound: float) -> bool:
+    """Whether any job may still pass the date filters, given the latest creation and the
+    latest possible update (unix seconds) of every job not yet looked at."""
+    if query.created_after is not None and created_bound <= query.created_after:
+        return False
+    return query.updated_after is None or update_bound > query.updated_after
+
+
 def paginate(
-    newest_first: Sequence[Listed], query: ListQuery, empty_page: bool
+    newest_first: Iterable[Listed], query: ListQuery, empty_page: bool
 ) -> tuple[list[int], str | None]:
     """The sequence numbers on this page and the next token (None on the last page).
 
     `empty_page` is the fault decision for this request; it is ignored right after an
-    injected empty page and when nothing is left to list.
+    injected empty page and when nothing is left to list. Reads at most one job past
+    the page from `newest_first`.
     """
-    remaining = [
-        job for job in newest_first
-        if (query.before_seq is None or job.seq < query.before_seq) and matches(job, query)
-    ]
+    remaining: list[Listed] = []
+    for job in newest_first:
+        if (query.before_seq is None or job.seq < query.before_seq) and matches(job, query):
+            remaining.append(job)
+            if len(remaining) > query.page_size:
+                break
     if empty_page and remaining and not query.after_empty:
         before = query.before_seq if query.before_seq is not None else remaining[0].seq + 1
         return [], encode_token(before, after_empty=True)

@@ -9,7 +9,9 @@ concurrent requests interleave.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,20 @@ class Job:
         if self.canceled_at is not None:
             end = min(end, self.canceled_at)
         return self.created + end
+
+    def latest_update(self) -> float:
+        """Monotonic time no transition of the job can come after: every status change
+        (phases, the end, a cancel) happens within its drawn duration."""
+        return self.created + self.duration
+
+
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """A job in the listing order, with bounds that hold for it and every older job."""
+
+    job: Job
+    created_bound: float  # the latest `created` among this job and older ones
+    update_bound: float  # the latest `latest_update()` among this job and older ones
 
 
 @dataclass
@@ -105,6 +121,14 @@ class SimState:
         self.uploads: dict[str, Upload] = {}
         self._counters: Counter[str] = Counter()
         self.created_jobs = 0
+        # Creation order with running maxima, so that a listing filtered by date stops at
+        # the first job below which nothing can match: it costs what it returns, not the
+        # whole history. Bounds rather than sortedness: exact for any clock.
+        self._ordered: list[Indexed] = []
+        self._seqs: list[int] = []
+        # Jobs that were still in flight at the last count, and when that was.
+        self._maybe_in_flight: list[Job] = []
+        self._counted_at: float | None = None
 
     def new_id(self, prefix: str, key: str) -> str:
         """A fresh id such as `job_…`, fixed by the seed, `key` and how often `key` was used."""
@@ -120,14 +144,39 @@ class SimState:
         return attempt
 
     def jobs_in_flight(self, now: float) -> int:
-        """Jobs created and not yet terminal at `now`."""
-        return sum(1 for job in self.jobs.values() if job.ends_at() > now)
+        """Jobs created and not yet terminal at `now`.
+
+        A job's end never moves later (a cancel only brings it forward), so a job found
+        ended at one count stays ended for any later `now`: each count looks only at the
+        jobs still in flight at the previous one. An earlier `now` counts everything.
+        """
+        if self._counted_at is not None and now < self._counted_at:
+            return sum(1 for job in self.jobs.values() if job.ends_at() > now)
+        self._maybe_in_flight = [job for job in self._maybe_in_flight if job.ends_at() > now]
+        self._counted_at = now
+        return len(self._maybe_in_flight)
 
     def add_job(self, job: Job) -> None:
-        """Record a created job."""
+        """Record a created job; `seq` must be larger than every earlier job's."""
+        if self._seqs and job.seq <= self._seqs[-1]:
+            raise ValueError(f"job {job.job_id}: seq {job.seq} is not after {self._seqs[-1]}")
         self.jobs[job.job_id] = job
         self.created_jobs += 1
+        previous = self._ordered[-1] if self._ordered else None
+        self._ordered.append(Indexed(
+            job,
+            max(job.created, previous.created_bound) if previous else job.created,
+            max(job.latest_update(), previous.update_bound) if previous else job.latest_update(),
+        ))
+        self._seqs.append(job.seq)
+        self._maybe_in_flight.append(job)
+
+    def newest_first(self, before_seq: int | None = None) -> Iterator[Indexed]:
+        """Jobs in the listing order (newest first), from the first one below `before_seq`."""
+        end = len(self._ordered) if before_seq is None else bisect_left(self._seqs, before_seq)
+        for index in range(end - 1, -1, -1):
+            yield self._ordered[index]
 
     def jobs_newest_first(self) -> list[Job]:
         """All jobs, the most recently created first (the listing order)."""
-        return sorted(self.jobs.values(), key=lambda job: job.seq, reverse=True)
+        return [entry.job for entry in self.newest_first()]
