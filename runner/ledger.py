@@ -220,10 +220,12 @@ class JsonlLedger:
         self._fd: int | None = None
 
     def read_events(self) -> Iterator[dict[str, Any]]:
+        """The events in file order, streamed: replaying a large ledger holds only the
+        records it builds, not every event at once."""
         if not self.path.exists():
-            return iter(())
+            return
         with self.path.open("rb") as fh:
-            return iter(list(parse_lines(fh)))
+            yield from parse_lines(fh)
 
     def write_batch(self, events: list[dict[str, Any]]) -> None:
         """Append `events` durably (flush + fsync) in one write."""

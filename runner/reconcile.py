@@ -164,6 +164,8 @@ class Reconciler:
     def posting(self, body_json: str, delta: int) -> None:
         """Count a POST of this body as started (+1) or answered (-1)."""
         self._posting[body_json] += delta
+        if self._posting[body_json] <= 0:
+            del self._posting[body_json]  # a long batch must not keep every body it sent
 
     async def begin(self, body_json: str, model: str) -> None:
         """Wait until no job of another *model* with this body is being posted or looked

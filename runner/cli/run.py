@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import time
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from runner.client import DEFAULT_BASE_URL, Credentials
 from runner.engine import (
     RunContext,
     RunOptions,
+    RunResult,
     execute_run,
     load_records,
     plan_items,
@@ -181,7 +183,7 @@ async def _run(args: argparse.Namespace, prep: _Prepared) -> int:
             endpoint = await simulated_endpoint(stack, seed=args.sim_seed,
                                                 profile=args.sim_profile)
         ctx = RunContext(base_url=endpoint[0], credentials=endpoint[1], stop=stop)
-        outcome: list[int] = []
+        outcome: list[RunResult] = []
         with anyio.CancelScope() as hard_stop:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_watch_signals, stop, progress, hard_stop)
@@ -191,10 +193,11 @@ async def _run(args: argparse.Namespace, prep: _Prepared) -> int:
                     manifest=prep.manifest, registry=prep.registry, items=prep.items,
                     records=prep.records, options=prep.options, ctx=ctx, progress=progress,
                 )
-                outcome.append(result.exit_code)
+                outcome.append(result)
                 tg.cancel_scope.cancel()
-        _summarize(progress, prep, stop)
-        return outcome[0] if outcome else EXIT_INTERRUPTED
+        records = outcome[0].records if outcome else load_records(prep.options.out_dir)
+        _summarize(progress, prep, stop, records)
+        return outcome[0].exit_code if outcome else EXIT_INTERRUPTED
 
 
 async def _watch_signals(stop: Stop, progress: Progress, hard_stop: anyio.CancelScope) -> None:
@@ -211,7 +214,9 @@ async def _watch_signals(stop: Stop, progress: Progress, hard_stop: anyio.Cancel
             return
 
 
-def _summarize(progress: Progress, prep: _Prepared, stop: Stop) -> None:
+def _summarize(
+    progress: Progress, prep: _Prepared, stop: Stop, records: Mapping[str, JobRecord]
+) -> None:
     """The closing lines: notes not yet shown, how the run ended, where the files are."""
     for message in progress.unshown_notes():
         output.err(message)
@@ -220,7 +225,6 @@ def _summarize(progress: Progress, prep: _Prepared, stop: Stop) -> None:
         output.err(f"halted: {stop.halt.value}; fix it and run the same command to resume")
     elif stop.draining:
         output.err("interrupted; run the same command to resume")
-    records = load_records(prep.options.out_dir)
     counts = state_counts(records, prep.manifest.jobs)
     files = sum(len(r.assets) for r in records.values())
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
