@@ -25,8 +25,7 @@ import anyio
 from runner.assets import AssetUploader
 from runner.bodies import request_body
 from runner.client import ScenarioClient
-from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
-from runner.download import download_asset
+from runner.domain import JobSpec, JobState, RemoteJob
 from runner.errors import (
     ApiError,
     AuthError,
@@ -37,9 +36,8 @@ from runner.errors import (
     UsageError,
 )
 from runner.halting import Budget, HaltReason
-from runner.ledger import JobRecord, LedgerWriter, make_event, utc_now_iso
-from runner.outputs import video_relpath
-from runner.polling import PollPolicy, PollTimeout, wait_terminal
+from runner.ledger import LedgerWriter, make_event, utc_now_iso
+from runner.polling import PollPolicy
 from runner.progress import Progress
 from runner.reconcile import Intent, Reconciler, body_fingerprint, canonical_json
 from runner.schemas import SchemaRegistry
@@ -285,88 +283,3 @@ class JobFlow:
         # Transient and out of retries: nothing was created; the job stays pending.
         await self.record(spec.id, "not-submitted", attempt=attempt, error=str(exc))
         self.progress.note(f"{spec.id}: not submitted ({exc}); a re-run will try again")
-
-    # -- following -----------------------------------------------------------------------
-
-    async def follow(self, spec: JobSpec, job_id: str) -> RemoteJob | None:
-        """Poll until terminal and record the outcome; None when it timed out or the API
-        could not be asked."""
-        async def on_update(job: RemoteJob) -> None:
-            if job.status in _RUNNING and self.states.get(spec.id) is JobState.SUBMITTED:
-                await self.record(spec.id, "running", jobId=job_id, status=job.raw_status)
-                self.set_state(spec.id, JobState.RUNNING)
-
-        try:
-            final = await self._poll(job_id, on_update)
-        except PollTimeout:
-            await self.record(spec.id, "timed-out", jobId=job_id,
-                              error=f"no terminal status within {self.config.poll.deadline:g}s")
-            self.set_state(spec.id, JobState.FAILED)
-            return None
-        except (AuthError, CreditError) as exc:
-            self.halt(HaltReason.AUTH if isinstance(exc, AuthError) else HaltReason.CREDIT,
-                      str(exc))
-            return None
-        except ApiError as exc:
-            await self.record(spec.id, "timed-out", jobId=job_id, error=f"polling failed: {exc}")
-            self.set_state(spec.id, JobState.FAILED)
-            return None
-        await self._terminal(spec, final)
-        return final
-
-    async def _poll(
-        self, job_id: str, on_update: Callable[[RemoteJob], Awaitable[None]]
-    ) -> RemoteJob:
-        if self.watcher is None:
-            return await wait_terminal(self.client.get_job, job_id, policy=self.config.poll,
-                                       clock=self.clock, sleep=self.sleep, on_update=on_update)
-        # One direct look first: a resumed job may have ended long before the listing's
-        # window, and a fast one before it was registered.
-        job = await self.client.get_job(job_id)
-        await on_update(job)
-        if job.status.terminal:
-            return job
-        return await self.watcher.wait(job_id, deadline=self.config.poll.deadline,
-                                       on_update=on_update)
-
-    async def _terminal(self, spec: JobSpec, job: RemoteJob) -> None:
-        event, state = _TERMINAL_EVENTS[job.status]
-        await self.record(spec.id, event, jobId=job.job_id, status=job.raw_status,
-                          error=job.error, hint=job.hint, assetIds=list(job.asset_ids) or None)
-        self.set_state(spec.id, state)
-
-    # -- downloading ---------------------------------------------------------------------
-
-    async def download_all(self, spec: JobSpec, asset_ids: tuple[str, ...],
-                           have: frozenset[str] = frozenset()) -> bool:
-        """Fetch every asset not in `have`; True when all files are in place and verified."""
-        ok = True
-        for index, asset_id in enumerate(asset_ids):
-            if asset_id in have:
-                continue
-            rel = video_relpath(spec.id, index, len(asset_ids))
-            try:
-                got = await download_asset(self.client, self.cdn_session, asset_id,
-                                           self.config.out_dir / rel, sleep=self.sleep)
-            except ApiError as exc:
-                ok = False
-                await self.record(spec.id, "download-failed", assetId=asset_id, error=str(exc))
-                self.progress.note(f"{spec.id}: download of {asset_id} failed: {exc}")
-                continue
-            await self.record(spec.id, "downloaded", assetId=asset_id, path=rel,
-                              sha256=got.sha256, bytes=got.bytes)
-            self.progress.downloaded += 1
-        return ok
-
-
-_RUNNING = frozenset({RemoteStatus.WARMING_UP, RemoteStatus.IN_PROGRESS, RemoteStatus.FINALIZING})
-_TERMINAL_EVENTS = {
-    RemoteStatus.SUCCESS: ("succeeded", JobState.SUCCEEDED),
-    RemoteStatus.FAILURE: ("failed", JobState.FAILED),
-    RemoteStatus.CANCELED: ("canceled", JobState.CANCELED),
-}
-
-
-def initial_state(record: JobRecord | None) -> JobState:
-    """The state a job starts this run in, from its ledger record."""
-    return record.state if record is not None else JobState.PENDING

@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 
 from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
 from runner.errors import ApiError, AuthError, CreditError
+from runner.following import download_all, follow
 from runner.halting import FailureLimit, HaltReason
 from runner.jobflow import JobFlow
 from runner.ledger import JobRecord
@@ -184,7 +185,7 @@ class Scheduler:
                 final = await self._submit_and_follow(spec, attempt, job_id)
                 if final is not None and final.status is RemoteStatus.SUCCESS:
                     async with self.downloads:
-                        await self.flow.download_all(spec, final.asset_ids)
+                        await download_all(self.flow, spec, final.asset_ids)
                     return
                 self._check_failures()
                 if final is None or not self._may_retry(final, attempt):
@@ -204,7 +205,7 @@ class Scheduler:
                 job_id = await self.flow.submit(spec, attempt)
             if job_id is None:
                 return None
-            return await self.flow.follow(spec, job_id)
+            return await follow(self.flow, spec, job_id)
         finally:
             self._release_flight(spec.model)
 
@@ -221,7 +222,7 @@ class Scheduler:
             async with self.downloads:
                 out_dir = self.flow.config.out_dir
                 have = await anyio.to_thread.run_sync(verified_assets, out_dir, record)
-                await self.flow.download_all(spec, record.asset_ids, have)
+                await download_all(self.flow, spec, record.asset_ids, have)
         finally:
             self.workers.release()
 
