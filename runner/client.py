@@ -272,6 +272,7 @@ class ScenarioClient:
         self, query: dict[str, str], type_filter: frozenset[str] | None, status: str | None
     ) -> AsyncIterator[RemoteJob]:
         token: str | None = None
+        seen: set[str] = set()
         while True:
             page_query = {**query, "paginationToken": token} if token else query
             payload = await self._send("GET", "jobs", query=page_query)
@@ -281,9 +282,13 @@ class ScenarioClient:
                     yield job
             if page.next_token is None:
                 return
-            if page.next_token == token:
-                # A server that hands back the same cursor would keep us here forever.
-                raise PermanentApiError(f"GET jobs: pagination token {token!r} repeated")
+            if page.next_token in seen:
+                # A server that hands back a cursor again (A, A or A, B, A) would keep us
+                # here forever.
+                raise PermanentApiError(
+                    f"GET jobs: pagination token {page.next_token!r} repeated"
+                )
+            seen.add(page.next_token)
             token = page.next_token
 
 

@@ -30,10 +30,14 @@ from runner.errors import (
 from runner.retry import retry_hint_from_headers, should_retry
 from runner.wire import error_message
 
-# A 4xx whose message talks about money is a credit problem whatever its status: the API
-# is not consistent about 402 vs 400/403 for "not enough creative units".
+# A 4xx whose message says the account is out of money is a credit problem: the API is not
+# consistent about 402 vs 400/403 for "not enough creative units". Only precise phrases
+# count, since 400/422 messages may echo the user's input ("a credit card ad").
 _CREDIT_WORDS = re.compile(
-    r"credit|creative[ _-]?units?|quota|insufficient (?:funds|balance)", re.I
+    r"not enough (?:creative[ _-]?units?|credits?)|insufficient (?:creative[ _-]?units?|"
+    r"credits?|funds|balance)|(?:credit|creative[ _-]?units?) (?:limit|balance) "
+    r"(?:reached|exceeded|exhausted)|quota (?:reached|exceeded|exhausted)",
+    re.I,
 )
 
 _CREDENTIALS_HINT = "check SCENARIO_SDK_API_KEY / SCENARIO_SDK_API_SECRET or SCENARIO_SDK_JWT"

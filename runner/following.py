@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
 from runner.download import download_asset
-from runner.errors import ApiError, AuthError, CreditError
+from runner.errors import ApiError, AuthError, CreditError, TransientApiError
 from runner.halting import HaltReason
 from runner.jobflow import JobFlow
 from runner.outputs import video_relpath
@@ -52,10 +52,14 @@ async def _poll(
                                    clock=flow.clock, sleep=flow.sleep, on_update=on_update)
     # One direct look first: a resumed job may have ended long before the listing's
     # window, and a fast one before it was registered.
-    job = await flow.client.get_job(job_id)
-    await on_update(job)
-    if job.status.terminal:
-        return job
+    try:
+        job = await flow.client.get_job(job_id)
+    except TransientApiError:
+        pass  # an outage: the listing (and its own fallback GETs) will tell
+    else:
+        await on_update(job)
+        if job.status.terminal:
+            return job
     return await flow.watcher.wait(job_id, deadline=flow.config.poll.deadline,
                                    on_update=on_update)
 

@@ -114,6 +114,7 @@ class JobFlow:
         self.clock = clock
         self.sleep = sleep
         self.states: dict[str, JobState] = {}
+        self.attempts: dict[str, int] = {}  # the last attempt number each job posted
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -181,6 +182,7 @@ class JobFlow:
         await self.reconciler.begin(body_json, spec.model)
         intent_ts = utc_now_iso()
         try:
+            self.attempts[spec.id] = attempt
             await self.record(spec.id, "intent", ts=intent_ts, attempt=attempt,
                               model=spec.model, params=dict(spec.params), body=body,
                               fingerprint=body_fingerprint(spec.model, body))

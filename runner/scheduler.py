@@ -180,6 +180,7 @@ class Scheduler:
 
     async def _job_task(self, item: WorkItem, attempt: int, job_id: str | None) -> None:
         spec = item.spec
+        retries = 0
         try:
             while True:
                 final = await self._submit_and_follow(spec, attempt, job_id)
@@ -188,9 +189,11 @@ class Scheduler:
                         await download_all(self.flow, spec, final.asset_ids)
                     return
                 self._check_failures()
-                if final is None or not self._may_retry(final, attempt):
+                if final is None or not self._may_retry(final, retries):
                     return
-                attempt, job_id = attempt + 1, None
+                # Numbered after the last intent: re-posts inside submit() count too.
+                retries += 1
+                attempt, job_id = self.flow.attempts.get(spec.id, attempt) + 1, None
                 self.flow.progress.note(f"{spec.id}: transient failure, attempt {attempt}")
                 await self._hold(spec.model, forced=False, worker=False)
         finally:
@@ -209,10 +212,10 @@ class Scheduler:
         finally:
             self._release_flight(spec.model)
 
-    def _may_retry(self, final: RemoteJob, attempt: int) -> bool:
+    def _may_retry(self, final: RemoteJob, retries: int) -> bool:
         return (
             final.status is RemoteStatus.FAILURE
-            and attempt <= self.pool.auto_retries
+            and retries < self.pool.auto_retries
             and self.flow.stop.submissions_allowed
             and is_transient_failure(final.error, final.hint)
         )

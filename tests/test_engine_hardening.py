@@ -184,3 +184,40 @@ def test_job_ids_whose_videos_would_share_names_are_refused(
         assert run_cli(manifest, tmp_path / "out", sim) == 2
         assert sum(sim.stats.requests_by_endpoint.values()) == 0
     assert "x_2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "credit"),
+    [
+        (400, 'Invalid input: prompt "a credit card ad" is too long', False),
+        (422, "quota of the prompt field: 2500 characters", False),
+        (400, "Not enough creative units to run this generation", True),
+        (403, "Insufficient credits", True),
+        (402, "Payment required", True),
+    ],
+)
+def test_only_precise_money_phrases_halt_as_credit_failures(
+    status: int, message: str, credit: bool
+) -> None:
+    from datetime import UTC, datetime
+
+    from runner.errors import CreditError
+    from runner.failure import failure_for_status
+
+    failure = failure_for_status(status, {"message": message}, {}, method="POST",
+                                 url="generate/custom/m", now=datetime.now(UTC))
+    assert isinstance(failure.error, CreditError) is credit
+
+
+def test_attempt_numbers_never_repeat_across_reposts_and_retries(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(4))
+    out = tmp_path / "out"
+    faults = {"transient_job_failure": 1.0, "reset_before_create": 0.5}
+    with background_simulator(seed=5, faults=faults) as sim:
+        assert run_cli(manifest, out, sim, "--auto-retries", "2") == 1
+    intents: dict[str, list[int]] = {}
+    for event in ledger_events(out):
+        if event["event"] == "intent":
+            intents.setdefault(event["job"], []).append(event["attempt"])
+    for attempts in intents.values():
+        assert attempts == sorted(set(attempts)), attempts  # strictly increasing

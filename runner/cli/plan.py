@@ -16,10 +16,10 @@ import anyio
 from runner.assets import AssetUploader
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
-from runner.cli.validate import add_allow_unknown
+from runner.cli.validate import add_allow_unknown, problem_json
 from runner.client import Credentials, ScenarioClient
 from runner.engine import api_sessions
-from runner.errors import EXIT_OK
+from runner.errors import EXIT_OK, EXIT_USAGE, ManifestError
 from runner.estimate import Estimate, estimate_jobs
 from runner.manifest import Manifest, load_manifest
 from runner.planning import PlanSummary, job_seconds, summarize_plan
@@ -48,9 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     """Print the plan; a manifest with problems raises ManifestError (exit 2)."""
     registry = SchemaRegistry.load()
-    manifest = load_manifest(
-        args.manifest, registry, allow_unknown_params=args.allow_unknown_params
-    )
+    try:
+        manifest = load_manifest(
+            args.manifest, registry, allow_unknown_params=args.allow_unknown_params
+        )
+    except ManifestError as exc:
+        if not args.json:
+            raise
+        # --json promises one JSON document on stdout, problems included.
+        output.out_json({"ok": False, "jobs": None,
+                         "problems": [problem_json(p) for p in exc.problems]})
+        return EXIT_USAGE
     summary = summarize_plan(manifest, registry)
     for warning in manifest.warnings:
         output.err(str(warning))

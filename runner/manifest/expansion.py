@@ -5,7 +5,7 @@ expanded. Ids are settled later (`ids.py`), once every draft's params are known.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,9 @@ from runner.schemas import SchemaRegistry, suggest
 
 JOB_KEYS = ("id", "model", "params", "prompts", "promptsFile", "repeat")
 MAX_REPEAT = 10_000
+# The most jobs one manifest may expand to: a typo like `repeat: 10000` over a 100,000-line
+# prompts file must be refused before it is built, not exhaust memory building it.
+MAX_JOBS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class Context:
     shown_dir: str
     registry: SchemaRegistry
     problems: list[Problem]
+    expanded: list[int] = field(default_factory=lambda: [0])  # jobs so far, in a cell
 
 
 def expand_job(job: LocDict, ctx: Context) -> list[Draft]:
@@ -55,6 +59,13 @@ def expand_job(job: LocDict, ctx: Context) -> list[Draft]:
         return []
     variants = _variants(job, params, ctx, name, model)
     repeat = _repeat(job, ctx, name)
+    ctx.expanded[0] += len(variants) * repeat
+    if ctx.expanded[0] > MAX_JOBS:
+        message = (f"the manifest expands to more than {MAX_JOBS:,} jobs "
+                   f"({ctx.expanded[0]:,} so far, {len(variants):,} x repeat {repeat:,} here)")
+        hint = "split it into several manifests, or check repeat: and the prompts file"
+        ctx.problems.append(problem(message, job.mark, job=name, path="repeat", hint=hint))
+        return []
     stem = job.get("id") if "id" in job else None
     return [
         Draft(row_id or stem, number if row_id is None else None, r, model, row_params, mark)
@@ -157,7 +168,7 @@ def _from_file(
         ctx.problems.append(problem(f"promptsFile: {exc.problem.message}", mark, job=name))
         return []
     if relative.lower().endswith(".csv"):
-        rows = _csv_rows(text, shown, ctx.registry, model)
+        rows = _csv_rows(text, shown, ctx, model, name)
     else:
         rows = _text_rows(text, shown)
     if not rows:
@@ -175,18 +186,27 @@ def _text_rows(text: str, shown: str) -> list[tuple[dict[str, Any], Mark]]:
 
 
 def _csv_rows(
-    text: str, shown: str, registry: SchemaRegistry, model: Any
+    text: str, shown: str, ctx: Context, model: Any, name: str | None
 ) -> list[tuple[dict[str, Any], Mark]]:
+    registry = ctx.registry
     known = registry.schema(model).get("properties", {}) if model in registry.models else {}
     reader = csv.DictReader(text.splitlines())
     rows = []
     for row in reader:
+        mark = (shown, reader.line_num, 1)
+        # A row longer or shorter than the header would silently cut or shift a prompt.
+        if None in row or any(cell is None for cell in row.values()):
+            width = len(reader.fieldnames or ())
+            message = f"this row does not have {width} cell(s) like the header"
+            hint = 'quote cells that hold commas: "A knight, in fog"'
+            ctx.problems.append(problem(message, mark, job=name, path="promptsFile", hint=hint))
+            continue
         values = {
             key: _coerce(known.get(key, {}).get("type"), cell)
             for key, cell in row.items()
             if key and isinstance(cell, str) and cell != ""
         }
-        rows.append((values, (shown, reader.line_num, 1)))
+        rows.append((values, mark))
     return rows
 
 

@@ -13,6 +13,7 @@ from runner.manifest.expansion import Context, Draft, expand_job
 from runner.manifest.files import FileChecker
 from runner.manifest.ids import DuplicateIds, final_id, id_problems
 from runner.manifest.settings import parse_settings
+from runner.manifest.values import unsendable
 from runner.manifest.yaml_builder import parse_yaml
 from runner.manifest.yaml_source import (
     LocDict,
@@ -78,7 +79,8 @@ def load_manifest(
         found = type(root).__name__.removeprefix("Loc").lower()
         raise ManifestError([problem(f"found a {found} at the top", mark, hint=_SHAPE_HINT)])
     _check_top(root, problems)
-    settings = parse_settings(root.get("settings"), registry.models, problems)
+    settings = parse_settings(root.get("settings"), registry.models, problems,
+                              root.key_marks.get("settings"))
     base_dir = path.parent
     checks = _Checks(
         registry,
@@ -182,8 +184,16 @@ def _kind(value: Any) -> str:
 
 def _finish(draft: Draft, checks: _Checks, problems: list[Problem]) -> JobSpec:
     params = to_plain(draft.params)
-    job_id = final_id(draft, params)
     model = draft.model if isinstance(draft.model, str) else None
+    bad = list(unsendable(params))
+    if bad:
+        name = str(draft.stem) if draft.stem is not None else None
+        for pointer, shown, message, hint in bad:
+            mark = mark_at(draft.params, pointer, draft.mark)
+            problems.append(problem(message, mark, job=name, model=model,
+                                    path=format_path(shown), hint=hint))
+        return JobSpec(name or "", model or "", {}, location(draft.mark), checks.base_dir)
+    job_id = final_id(draft, params)
     problems.extend(id_problems(draft, job_id, model))
     duplicate = checks.ids.check(job_id, draft, model)
     if duplicate is not None:

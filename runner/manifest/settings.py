@@ -47,9 +47,15 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], bool], str]] = {
 SETTING_KEYS = (*_FIELDS, "modelConcurrency")
 
 
-def parse_settings(block: Any, models: tuple[str, ...], problems: list[Problem]) -> RunSettings:
+def parse_settings(
+    block: Any, models: tuple[str, ...], problems: list[Problem], mark: Mark | None = None
+) -> RunSettings:
     """RunSettings from the `settings:` mapping; problems are appended, never raised."""
     if not isinstance(block, LocDict):
+        if block is not None and mark is not None:
+            hint = "e.g. settings: {concurrency: 4, maxFailures: '10%'}"
+            problems.append(problem("settings must be a mapping", mark, path="settings",
+                                    hint=hint))
         return RunSettings()
     values: dict[str, Any] = {}
     for key, value in block.items():
