@@ -5,10 +5,11 @@ through the multipart `/v1/uploads` flow (scenario-api.md 4.1-4.2): create the u
 each part to its presigned URL *without* credentials (another host), complete, then poll
 until `imported` gives the asset id.
 
-The cache is a JSON file (e.g. `<output>/.cache/assets.json`) keyed by API origin, kind and
-content sha256, so a file used by many jobs, or again on a re-run, is uploaded once; the
-origin is part of the key because asset ids from one API (or one simulator run) mean
-nothing to another. Concurrent requests for the same content share one upload.
+The cache is a JSON file (e.g. `<output>/.cache/assets.json`) keyed by API origin, account
+(a one-way hash of the credentials), kind and content sha256, so a file used by many jobs,
+or again on a re-run, is uploaded once; origin and account are part of the key because
+asset ids from one API, simulator run or project mean nothing to another. Concurrent
+requests for the same content share one upload.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ class AssetUploader:
         refuses or fails the upload, and the client's errors for transport trouble.
         """
         sha256, size = await self._fingerprint(path)
-        key = cache_key(self._client.origin, kind, sha256)
+        key = cache_key(f"{self._client.origin}#{self._client.account}", kind, sha256)
         # One lock per content: concurrent jobs naming the same file share one upload.
         async with self._locks.setdefault(key, anyio.Lock()):
             entries = await self._load()

@@ -12,6 +12,7 @@ fetched by runner.download and runner.assets on the bare session, without them.
 from __future__ import annotations
 
 import base64
+import hashlib
 import mimetypes
 import random as _random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -128,6 +129,9 @@ class ScenarioClient:
         )
         self._transport = ApiTransport(session, base_url, credentials, settings)
         self._label = f"{base_url.rstrip('/')!r}, {credentials!r}"
+        # Asset ids belong to a project, and API keys are project-scoped: a short one-way
+        # hash of the credentials tells caches of two accounts apart without keeping them.
+        self.account = hashlib.sha256(credentials.authorization.encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"ScenarioClient({self._label})"

@@ -221,3 +221,26 @@ def test_attempt_numbers_never_repeat_across_reposts_and_retries(tmp_path: Path)
             intents.setdefault(event["job"], []).append(event["attempt"])
     for attempts in intents.values():
         assert attempts == sorted(set(attempts)), attempts  # strictly increasing
+
+
+async def test_two_accounts_on_one_api_never_share_cached_asset_ids(tmp_path: Path) -> None:
+    import aiohttp
+
+    from runner.assets import AssetUploader
+    from runner.client import Credentials, ScenarioClient
+    from runner.simulator import SimulatorConfig, start_simulator
+
+    image = tmp_path / "hero.png"
+    from conftest import png_bytes
+
+    image.write_bytes(png_bytes())
+    cache = tmp_path / "assets.json"
+    async with start_simulator(SimulatorConfig(job_seconds=(0.05, 0.1))) as sim, \
+            aiohttp.ClientSession() as api, aiohttp.ClientSession() as cdn:
+        ids = []
+        for who in ("Basic YTpi", "Basic Yzpk", "Basic YTpi"):
+            client = ScenarioClient(api, sim.base_url, Credentials(who))
+            ids.append(await AssetUploader(client, cdn, cache).asset_id_for(image, "image"))
+        uploads = sim.stats.requests_by_endpoint["POST /v1/assets"]
+    assert ids[0] == ids[2] != ids[1]  # the first account's id is reused, not the other's
+    assert uploads == 2

@@ -84,3 +84,13 @@ def test_plan_json_of_a_broken_manifest_prints_its_problems_as_json(
     assert main(["plan", str(path), "--json"]) == 2
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and data["problems"][0]["path"] == "params.duration"
+
+
+def test_a_mistake_under_defaults_is_reported_once_with_its_reach(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = ("version: 1\ndefaults:\n  model: model_kling-v3-t2v-4k\n  params: {duration: 5}\n"
+            "jobs:\n" + "".join(f"  - params: {{prompt: p{i}}}\n" for i in range(50)))
+    code, err = validate(tmp_path, text, capsys)
+    assert code == 2
+    assert err.count("params.duration") == 1 and "(in 50 jobs)" in err

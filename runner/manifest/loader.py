@@ -92,7 +92,7 @@ def load_manifest(
     ctx = _context(root, base_dir, registry, problems)
     jobs = _load_jobs(root, ctx, checks, problems, release=not aliased)
     if any(p.severity == "error" for p in problems):
-        raise ManifestError(sorted(problems, key=_order))
+        raise ManifestError(sorted(_once_each(problems), key=_order))
     warnings = tuple(p for p in problems if p.severity == "warning")
     return Manifest(path, tuple(jobs), settings, warnings)
 
@@ -234,3 +234,19 @@ def _mark_of(draft: Draft, path: str | None) -> Mark:
     if not path or not path.startswith("params"):
         return draft.mark
     return mark_at(draft.params, parse_path(path), draft.mark)
+
+
+def _once_each(problems: list[Problem]) -> list[Problem]:
+    """One problem per place and message: a mistake under `defaults:` is reported once,
+    saying how many jobs it affects, not once per job."""
+    counts: dict[tuple[object, ...], int] = {}
+    first: dict[tuple[object, ...], Problem] = {}
+    for item in problems:
+        key = (item.location, item.path, item.message, item.severity)
+        counts[key] = counts.get(key, 0) + 1
+        first.setdefault(key, item)
+    return [
+        p if counts[k] == 1 else dataclasses.replace(
+            p, job=None, message=f"{p.message} (in {counts[k]} jobs)")
+        for k, p in first.items()
+    ]
