@@ -112,3 +112,21 @@ def test_cancel_asks_the_api_and_reports_refusals(
         assert statuses == {"canceled"}
         canceled = [e for e in ledger_events(out) if e["event"] == "canceled"]
         assert len(canceled) == 3  # recorded by the running runner's own polling
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    manifest = write_manifest(tmp_path, t2v_jobs(3))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line (`| head` that quit)
+    try:
+        plan = subprocess.run([sys.executable, "-m", "runner", "plan", str(manifest)],
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60,
+                              check=False)
+    finally:
+        os.close(write_end)
+    assert plan.returncode == 0, plan.stderr
+    assert b"Traceback" not in plan.stderr and b"BrokenPipe" not in plan.stderr

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from runner.errors import KlingBatchError, UsageError
@@ -12,7 +14,18 @@ from runner.errors import KlingBatchError, UsageError
 
 def out(text: str = "") -> None:
     """A line of the command's result, on stdout."""
-    print(text, file=sys.stdout, flush=True)
+    _to_stdout(lambda: print(text, file=sys.stdout, flush=True))
+
+
+def _to_stdout(write: Callable[[], object]) -> None:
+    # A reader that goes away (`kling-batch status DIR | head`) is not an error of ours:
+    # the rest of the output goes nowhere and the command's exit code stays its own.
+    try:
+        write()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def err(text: str) -> None:
@@ -22,9 +35,13 @@ def err(text: str) -> None:
 
 def out_json(data: Any) -> None:
     """Machine-readable output on stdout, one JSON document."""
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+
+    def write() -> None:
+        json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+
+    _to_stdout(write)
 
 
 def error_line(exc: KlingBatchError) -> None:
