@@ -67,7 +67,6 @@ class RunResult:
     exit_code: int
     halt: HaltReason | None
     records: Mapping[str, JobRecord]
-    peak_in_flight: int
 
 
 def plan_items(
@@ -150,7 +149,6 @@ async def execute_run(
     writer = LedgerWriter(ledger)
     claimed = {r.job_id for r in records.values() if r.job_id}
     claimed.update(j for r in records.values() for j in r.previous_job_ids)
-    scheduler: Scheduler | None = None
     try:
         async with api_sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
             tg.start_soon(writer.run)
@@ -191,8 +189,7 @@ async def execute_run(
         final = replay(JsonlLedger(options.out_dir).read_events())
         write_metadata(options.out_dir, final.values())
     halt = ctx.stop.halt or (HaltReason.INTERRUPTED if ctx.stop.draining else None)
-    return RunResult(exit_code_for(manifest.jobs, final, halt), halt, final,
-                     scheduler.in_flight.peak if scheduler else 0)
+    return RunResult(exit_code_for(manifest.jobs, final, halt), halt, final)
 
 
 def _watcher(client: ScenarioClient, options: RunOptions, ctx: RunContext) -> ListWatcher | None:

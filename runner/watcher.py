@@ -74,7 +74,6 @@ class ListWatcher:
         self.fallback = fallback
         self._cursor = wall_now() - timedelta(minutes=2)
         self._watches: dict[str, _Watch] = {}
-        self.listings = 0
 
     async def wait(
         self,
@@ -122,7 +121,6 @@ class ListWatcher:
         async for job in self._list(to_iso(self._cursor)):
             seen.append(job)
             await self._dispatch(job)
-        self.listings += 1
         self._cursor = next_cursor(self._cursor, seen)
 
     async def _ask_the_unseen(self) -> None:
