@@ -27,7 +27,7 @@ from runner.jobflow import FlowConfig, JobFlow, Stop
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, replay
 from runner.limits import ModelLimiters, RateLimiter
 from runner.manifest import Manifest
-from runner.outputs import recorded_files_ok, video_name_clashes, write_metadata, write_plan
+from runner.outputs import verified_assets, video_name_clashes, write_metadata, write_plan
 from runner.polling import PollPolicy
 from runner.progress import Progress
 from runner.reconcile import Reconciler
@@ -84,10 +84,12 @@ def plan_items(
     for spec in manifest.jobs:
         record = records.get(spec.id)
         redo = options.redo_changed or spec.id in options.redo_ids
-        files_ok = record is not None and recorded_files_ok(options.out_dir, record)
+        # Hashed once here: the decision and a later re-download both use the result.
+        verified = verified_assets(options.out_dir, record) if record else frozenset()
+        files_ok = record is not None and len(verified) == len(record.assets)
         decision = decide(spec.model, spec.params, record, files_ok=files_ok,
                           retry_failed=options.retry_failed, redo=redo)
-        items.append(WorkItem(spec, decision, record))
+        items.append(WorkItem(spec, decision, record, verified))
     changed = [i for i in items if i.decision.action is Action.CHANGED]
     if changed:
         lines = "; ".join(f"{i.spec.id}: {', '.join(i.decision.changed)}" for i in changed[:20])

@@ -148,13 +148,6 @@ def file_matches(path: Path, sha256: str, size: int) -> bool:
     return digest.hexdigest() == sha256
 
 
-def recorded_files_ok(directory: Path, record: JobRecord) -> bool:
-    """Every file the ledger says a job has is on disk and verifies (size and sha256)."""
-    return all(
-        file_matches(directory / a.path, a.sha256, a.bytes) for a in record.assets
-    )
-
-
 def verified_assets(directory: Path, record: JobRecord) -> frozenset[str]:
     """The asset ids of a job whose recorded files are on disk and verify."""
     return frozenset(

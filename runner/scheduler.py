@@ -24,7 +24,6 @@ from runner.halting import FailureLimit, HaltReason
 from runner.jobflow import JobFlow
 from runner.ledger import JobRecord
 from runner.limits import ModelLimiters, RateLimiter, Slots
-from runner.outputs import verified_assets
 from runner.reconcile import Intent, ambiguous_intents, canonical_json
 from runner.resume import Action, Decision, is_transient_failure
 
@@ -38,6 +37,7 @@ class WorkItem:
     spec: JobSpec
     decision: Decision
     record: JobRecord | None
+    verified: frozenset[str] = frozenset()  # asset ids whose files verified at start
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ class Scheduler:
                 tg.start_soon(self._job_task, item, record.attempt, record.job_id)
             elif item.decision.action is Action.DOWNLOAD and record:
                 await self.workers.acquire()
-                tg.start_soon(self._download_task, item.spec, record)
+                tg.start_soon(self._download_task, item.spec, record, item.verified)
         return reposts
 
     async def _reconcile(
@@ -220,12 +220,12 @@ class Scheduler:
             and is_transient_failure(final.error, final.hint)
         )
 
-    async def _download_task(self, spec: JobSpec, record: JobRecord) -> None:
+    async def _download_task(
+        self, spec: JobSpec, record: JobRecord, verified: frozenset[str]
+    ) -> None:
         try:
             async with self.downloads:
-                out_dir = self.flow.config.out_dir
-                have = await anyio.to_thread.run_sync(verified_assets, out_dir, record)
-                await download_all(self.flow, spec, record.asset_ids, have)
+                await download_all(self.flow, spec, record.asset_ids, verified)
         finally:
             self.workers.release()
 
