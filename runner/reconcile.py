@@ -166,6 +166,7 @@ class Reconciler:
         self._posting[body_json] += delta
         if self._posting[body_json] <= 0:
             del self._posting[body_json]  # a long batch must not keep every body it sent
+            self._notify()
 
     async def begin(self, body_json: str, model: str) -> None:
         """Wait until no job of another *model* with this body is being posted or looked
@@ -180,6 +181,10 @@ class Reconciler:
         self._holders[body_json][model] -= 1
         if not any(self._holders[body_json].values()):
             del self._holders[body_json]
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake whoever waits for a POST to be answered or a body to be released."""
         released, self._released = self._released, anyio.Event()
         released.set()
 
@@ -207,7 +212,7 @@ class Reconciler:
         deadline = self._clock() + min(max(0.0, left), self._settle)
         while waiting:
             while any(self._posting[i.body_json] for i in waiting):
-                await self._sleep(0.05)
+                await self._released.wait()
             adopted = await self._list_and_match(waiting)
             result.update(adopted)
             waiting = [i for i in waiting if i.job not in adopted]
