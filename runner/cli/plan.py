@@ -16,12 +16,12 @@ import anyio
 from runner.assets import AssetUploader
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
-from runner.cli.validate import add_allow_unknown, problem_json
+from runner.cli.validate import add_allow_unknown, load_from_args, problem_json
 from runner.client import Credentials, ScenarioClient
 from runner.engine import api_sessions
 from runner.errors import EXIT_OK, EXIT_USAGE, ManifestError
 from runner.estimate import Estimate, estimate_jobs
-from runner.manifest import Manifest, load_manifest
+from runner.manifest import Manifest
 from runner.planning import PlanSummary, job_seconds, summarize_plan
 from runner.schemas import SchemaRegistry
 
@@ -47,11 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Print the plan; a manifest with problems raises ManifestError (exit 2)."""
-    registry = SchemaRegistry.load()
     try:
-        manifest = load_manifest(
-            args.manifest, registry, allow_unknown_params=args.allow_unknown_params
-        )
+        registry, manifest = load_from_args(args)
     except ManifestError as exc:
         if not args.json:
             raise

@@ -20,6 +20,7 @@ import anyio
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.live import render_progress
+from runner.cli.validate import add_allow_unknown, load_from_args
 from runner.client import DEFAULT_BASE_URL, Credentials
 from runner.engine import (
     RunContext,
@@ -36,7 +37,7 @@ from runner.halting import FailureLimit, HaltReason
 from runner.jobflow import Stop
 from runner.ledger import JobRecord
 from runner.lock import hold_lock
-from runner.manifest import Manifest, load_manifest
+from runner.manifest import Manifest
 from runner.polling import PollPolicy
 from runner.progress import Progress, progress_line
 from runner.scheduler import WorkItem
@@ -91,8 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="submit jobs whose model/params changed since they were submitted")
     halts.add_argument("--redo", action="append", default=[], metavar="ID",
                        help="submit this changed job again (repeatable)")
-    parser.add_argument("--allow-unknown-params", action="store_true",
-                        help="let params the schemas do not know through, with a warning")
+    add_allow_unknown(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
@@ -146,9 +146,7 @@ def resolve_endpoint(args: argparse.Namespace) -> tuple[str, Credentials] | None
 
 
 def execute(args: argparse.Namespace) -> int:
-    registry = SchemaRegistry.load()
-    manifest = load_manifest(args.manifest, registry,
-                             allow_unknown_params=args.allow_unknown_params)
+    registry, manifest = load_from_args(args)
     for warning in manifest.warnings:
         output.err(str(warning))
     options = build_options(args, manifest)

@@ -10,7 +10,7 @@ from typing import Any
 from runner.cli import output
 from runner.domain import Problem
 from runner.errors import EXIT_OK, EXIT_USAGE, ManifestError
-from runner.manifest import load_manifest
+from runner.manifest import Manifest, load_manifest
 from runner.schemas import SchemaRegistry
 
 NAME = "validate"
@@ -33,13 +33,22 @@ def add_allow_unknown(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def load_from_args(args: argparse.Namespace) -> tuple[SchemaRegistry, Manifest]:
+    """The schemas and `args.manifest`, as every command that takes a manifest loads them.
+
+    Raises ManifestError with every problem.
+    """
+    registry = SchemaRegistry.load()
+    manifest = load_manifest(
+        args.manifest, registry, allow_unknown_params=args.allow_unknown_params
+    )
+    return registry, manifest
+
+
 def execute(args: argparse.Namespace) -> int:
     """Exit 0 when the manifest is valid (warnings allowed), 2 otherwise."""
-    registry = SchemaRegistry.load()
     try:
-        manifest = load_manifest(
-            args.manifest, registry, allow_unknown_params=args.allow_unknown_params
-        )
+        _, manifest = load_from_args(args)
     except ManifestError as exc:
         _report(args, None, exc.problems)
         return EXIT_USAGE
