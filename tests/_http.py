@@ -107,8 +107,8 @@ async def reset(request: web.Request) -> web.StreamResponse:
 class FakeTime:
     """A monotonic clock plus a sleep that records delays and advances the clock instantly."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
         self.sleeps: list[float] = []
 
     def clock(self) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _http import FakeTime
 from engine_helpers import background_simulator, ledger_events, run_cli, t2v_jobs, write_manifest
 
 from runner.domain import RemoteJob, RemoteStatus
@@ -71,7 +72,7 @@ async def test_posts_of_one_body_for_two_models_are_never_in_the_air_together() 
 async def test_polling_rides_out_transient_errors_until_the_deadline() -> None:
     answers: list[RemoteJob | Exception] = [TransientApiError("503"), TransientApiError("503"),
                                             job("job_1")]
-    now = [0.0]
+    time = FakeTime()
 
     async def get_job(_: str) -> RemoteJob:
         answer = answers.pop(0)
@@ -79,11 +80,8 @@ async def test_polling_rides_out_transient_errors_until_the_deadline() -> None:
             raise answer
         return answer
 
-    async def sleep(seconds: float) -> None:
-        now[0] += seconds
-
     final = await wait_terminal(get_job, "job_1", policy=PollPolicy(1, 2, 4, 100),
-                                clock=lambda: now[0], sleep=sleep)
+                                clock=time.clock, sleep=time.sleep)
     assert final.status is RemoteStatus.SUCCESS and answers == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from _http import FakeTime
 
 from runner.limits import Bucket, ModelLimiters, RateLimiter, Slots, reserve_slot
 
@@ -33,21 +34,10 @@ def test_reserve_slot_leaves_the_given_bucket_alone() -> None:
     assert bucket == Bucket(1.0)
 
 
-class FakeTime:
-    def __init__(self, start: float = 100.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 async def test_rate_limiter_spaces_sequential_acquisitions() -> None:
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     limiter = RateLimiter(4.0, clock=time.clock, sleep=time.sleep)
     stamps = []
     for _ in range(5):
@@ -57,7 +47,7 @@ async def test_rate_limiter_spaces_sequential_acquisitions() -> None:
 
 
 async def test_rate_limiter_does_not_wait_after_a_pause() -> None:
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     limiter = RateLimiter(1.0, clock=time.clock, sleep=time.sleep)
     await limiter.acquire()
     time.now += 10.0  # idle for a while
@@ -66,7 +56,7 @@ async def test_rate_limiter_does_not_wait_after_a_pause() -> None:
 
 
 async def test_concurrent_acquirers_get_distinct_slots() -> None:
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -82,7 +72,7 @@ async def test_concurrent_acquirers_get_distinct_slots() -> None:
 
 @pytest.mark.parametrize("per_second", [None, 0.0])
 async def test_rate_limiter_without_a_rate_never_waits(per_second: float | None) -> None:
-    time = FakeTime()
+    time = FakeTime(start=100.0)
     limiter = RateLimiter(per_second, clock=time.clock, sleep=time.sleep)
     for _ in range(100):
         await limiter.acquire()

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 import pytest
+from _http import FakeTime
 
 from runner.domain import RemoteJob, RemoteStatus
 from runner.polling import PollPolicy, PollTimeout, next_poll_delay, wait_terminal
@@ -34,19 +35,6 @@ def test_next_poll_delay(policy: PollPolicy, polls_done: int, expected: float) -
     assert next_poll_delay(policy, polls_done) == pytest.approx(expected)
 
 
-class FakeTime:
-    """A clock that only moves when someone sleeps."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def job(raw: str, progress: float = 0.0) -> RemoteJob:
