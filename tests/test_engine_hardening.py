@@ -12,7 +12,6 @@ from typing import Any
 
 import anyio
 import pytest
-from _http import FakeTime
 from engine_helpers import background_simulator, ledger_events, run_cli, t2v_jobs, write_manifest
 
 from runner.domain import RemoteJob, RemoteStatus
@@ -21,6 +20,7 @@ from runner.ledger import LedgerWriter, encode_event, make_event
 from runner.polling import PollPolicy, wait_terminal
 from runner.reconcile import Intent, Reconciler, ambiguous_intents, canonical_json, match_intents
 from runner.watcher import ListWatcher
+from tests._http import FakeTime
 
 pytestmark = pytest.mark.usefixtures("api_credentials")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from _http import FakeTime
 
 from runner.limits import Bucket, ModelLimiters, RateLimiter, Slots, reserve_slot
+from tests._http import FakeTime
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Sequence
 
 import pytest
-from _http import FakeTime
 
 from runner.domain import RemoteJob, RemoteStatus
 from runner.polling import PollPolicy, PollTimeout, next_poll_delay, wait_terminal
+from tests._http import FakeTime
 
 DEFAULT = PollPolicy()
 
