@@ -24,6 +24,7 @@ from engine_helpers import (
 )
 
 from runner.cli import main
+from runner.ledger import JsonlLedger
 from runner.simulator import Simulator
 
 pytestmark = pytest.mark.usefixtures("api_credentials")
@@ -309,3 +310,38 @@ def test_list_poll_mode_follows_every_job_with_listings(tmp_path: Path) -> None:
     assert requests["GET /v1/jobs"] >= 1
     # One direct look per job at most (before its first listing), the rest by listing.
     assert requests["GET /v1/jobs/{jobId}"] <= 10
+
+
+def test_a_job_with_several_assets_gets_numbered_files_and_a_metadata_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(2))
+    out = tmp_path / "out"
+    with background_simulator(assets_per_job=(2, 2)) as sim:
+        assert run_cli(manifest, out, sim) == 0
+    names = sorted(p.name for p in (out / "videos").iterdir())
+    assert names == ["clip-000_1.mp4", "clip-000_2.mp4", "clip-001_1.mp4", "clip-001_2.mp4"]
+    meta = [json.loads(x) for x in (out / "metadata.jsonl").read_text().splitlines()]
+    assert sorted(m["file_name"] for m in meta) == [f"videos/{n}" for n in names]
+    rows = status_json(out, capsys)
+    assert all(len(r["assets"]) == 2 for r in rows)
+    for m in meta:
+        assert sha256_of(out / m["file_name"]) == m["sha256"]
+
+
+def test_resume_tolerates_a_torn_last_ledger_line(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(3))
+    out = tmp_path / "out"
+    with background_simulator() as sim:
+        assert run_cli(manifest, out, sim) == 0
+        before = dict(sim.stats.submissions_by_fingerprint)
+        with (out / "ledger.jsonl").open("ab") as ledger:
+            ledger.write(b'{"ts":"2030-01-01T00:00:00.000Z","job":"clip-000","eve')  # crash
+        (out / "videos" / "clip-001.mp4").unlink()
+        assert run_cli(manifest, out, sim) == 0
+        assert dict(sim.stats.submissions_by_fingerprint) == before
+    lines = (out / "ledger.jsonl").read_bytes().splitlines()
+    torn = [line for line in lines if line.endswith(b'"eve')]
+    assert len(torn) == 1  # kept as it was, on its own line
+    events = list(JsonlLedger(out).read_events())  # the reader resume uses
+    assert events[-1]["event"] == "downloaded" and events[-1]["job"] == "clip-001"
