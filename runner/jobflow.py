@@ -24,6 +24,7 @@ import anyio
 
 from runner.assets import AssetUploader
 from runner.bodies import request_body
+from runner.canonical import canonical_json
 from runner.client import ScenarioClient
 from runner.domain import JobSpec, JobState, RemoteJob
 from runner.errors import (
@@ -39,7 +40,7 @@ from runner.halting import Budget, HaltReason
 from runner.ledger import LedgerWriter, make_event, utc_now_iso
 from runner.polling import PollPolicy
 from runner.progress import Progress
-from runner.reconcile import Intent, Reconciler, body_fingerprint, canonical_json
+from runner.reconcile import Intent, Reconciler, body_fingerprint
 from runner.schemas import SchemaRegistry
 from runner.watcher import ListWatcher
 

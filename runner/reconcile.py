@@ -11,7 +11,6 @@ by count: oldest intent first, oldest job first, one job each.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,28 +19,11 @@ from typing import Any
 
 import anyio
 
+from runner.canonical import canonical_json
 from runner.domain import RemoteJob
 
 # A job's createdAt comes from the server's clock and an intent's ts from ours: allow skew.
 CLOCK_SKEW = timedelta(seconds=120)
-
-
-def _normal(value: Any) -> Any:
-    # Numbers by value: an API that echoes 1.0 as 1 (or the reverse) must still match.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, Mapping):
-        return {k: _normal(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_normal(v) for v in value]
-    return value
-
-
-def canonical_json(body: Mapping[str, Any]) -> str:
-    """The one JSON spelling of a body used for fingerprints and matching: keys sorted,
-    compact, integral floats written as integers."""
-    return json.dumps(_normal(body), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False)
 
 
 def body_fingerprint(model: str, body: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import TaskGroup
 
+from runner.canonical import canonical_json
 from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
 from runner.errors import ApiError, AuthError, CreditError
 from runner.following import download_all, follow
@@ -24,7 +25,7 @@ from runner.halting import FailureLimit, HaltReason
 from runner.jobflow import JobFlow
 from runner.ledger import JobRecord
 from runner.limits import ModelLimiters, RateLimiter, Slots
-from runner.reconcile import Intent, ambiguous_intents, canonical_json
+from runner.reconcile import Intent, ambiguous_intents
 from runner.resume import Action, Decision, is_transient_failure
 
 log = logging.getLogger(__name__)

@@ -14,11 +14,12 @@ import anyio
 import pytest
 from engine_helpers import background_simulator, ledger_events, run_cli, t2v_jobs, write_manifest
 
+from runner.canonical import canonical_json
 from runner.domain import RemoteJob, RemoteStatus
 from runner.errors import AuthError, LedgerWriteError, TransientApiError
 from runner.ledger import LedgerWriter, encode_event, make_event
 from runner.polling import PollPolicy, wait_terminal
-from runner.reconcile import Intent, Reconciler, ambiguous_intents, canonical_json, match_intents
+from runner.reconcile import Intent, Reconciler, ambiguous_intents, match_intents
 from runner.watcher import ListWatcher
 from tests._http import FakeTime
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
+from runner.canonical import canonical_json
 from runner.domain import RemoteJob, RemoteStatus
 from runner.reconcile import (
     CLOCK_SKEW,
     Intent,
     body_fingerprint,
-    canonical_json,
     listing_start,
     match_intents,
     parse_ts,

@@ -8,22 +8,17 @@ file systems would merge `Knight.mp4` and `knight.mp4`).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from runner.canonical import canonical_json
 from runner.domain import Problem
 from runner.manifest.expansion import Draft
 from runner.manifest.yaml_source import problem
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _ID_HINT = "use 1-128 letters, digits, '.', '_' or '-'"
-
-
-def canonical_json(value: object) -> str:
-    """The one JSON spelling of a value used for fingerprints (docs/architecture.md)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def content_id(model: str, params: Mapping[str, Any]) -> str:
