@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from runner.client import Credentials, ScenarioClient
-from runner.retry import Pacer, RetryPolicy
+from runner.api.backoff import Pacer, RetryPolicy
+from runner.api.client import Credentials, ScenarioClient
 
 AUTH = "Basic azpz"  # base64("k:s"), the SDK's own example
 

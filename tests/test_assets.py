@@ -14,7 +14,7 @@ import anyio
 import pytest
 from aiohttp import web
 
-from runner.assets import (
+from runner.api.uploads import (
     IMAGE_ASSET_LIMIT,
     MIN_PART_SIZE,
     PART_SIZE,

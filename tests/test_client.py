@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from runner.client import USER_AGENT, Credentials, ScenarioClient, ensure_anonymous_session
+from runner.api.backoff import Pacer, RetryPolicy
+from runner.api.client import USER_AGENT, Credentials, ScenarioClient, ensure_anonymous_session
 from runner.domain import RemoteStatus
 from runner.errors import (
     AuthError,
@@ -25,7 +26,6 @@ from runner.errors import (
     RateLimitedError,
     TransientApiError,
 )
-from runner.retry import Pacer, RetryPolicy
 from tests._http import FakeTime, Server, reset, respond, sequence, serve
 
 AUTH = "Basic azpz"

@@ -17,12 +17,12 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from runner.assets import AssetUploader
-from runner.client import ScenarioClient, credentials_from_env
+from runner.api.backoff import Pacer, RetryPolicy
+from runner.api.client import ScenarioClient, credentials_from_env
+from runner.api.downloads import download_asset
+from runner.api.uploads import AssetUploader
 from runner.domain import RemoteJob, RemoteStatus
-from runner.download import download_asset
 from runner.errors import OutcomeUnknownError
-from runner.retry import Pacer, RetryPolicy
 from runner.simulator import Simulator
 from runner.simulator.stats import request_fingerprint
 from tests.conftest import png_bytes

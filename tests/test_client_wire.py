@@ -8,27 +8,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from runner.auth import Credentials, credentials_from_env
-from runner.client import jobs_query, path_segment
-from runner.domain import RemoteStatus
-from runner.errors import (
-    ApiError,
-    AuthError,
-    CreditError,
-    OutcomeUnknownError,
-    PermanentApiError,
-    RateLimitedError,
-    TransientApiError,
-)
-from runner.failure import (
+from runner.api.auth import Credentials, credentials_from_env
+from runner.api.client import jobs_query, path_segment
+from runner.api.failures import (
     Failure,
     failure_for_exception,
     failure_for_status,
     final_error,
     retry_allowed,
 )
-from runner.transport import decode_body, encode_json
-from runner.wire import (
+from runner.api.transport import decode_body, encode_json
+from runner.api.wire import (
     UploadPart,
     WireFormatError,
     error_message,
@@ -40,6 +30,16 @@ from runner.wire import (
     parse_submission,
     parse_upload_state,
     parse_upload_ticket,
+)
+from runner.domain import RemoteStatus
+from runner.errors import (
+    ApiError,
+    AuthError,
+    CreditError,
+    OutcomeUnknownError,
+    PermanentApiError,
+    RateLimitedError,
+    TransientApiError,
 )
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

@@ -29,7 +29,7 @@ from engine_helpers import (
     write_manifest,
 )
 
-from runner.ledger import JsonlLedger, replay
+from runner.ledger.journal import JsonlLedger, replay
 from runner.simulator import Simulator
 
 REPO = Path(__file__).resolve().parents[1]

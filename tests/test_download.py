@@ -17,7 +17,7 @@ import anyio
 import pytest
 from aiohttp import web
 
-from runner.download import DownloadedFile, download_asset, part_path, size_problem
+from runner.api.downloads import DownloadedFile, download_asset, part_path, size_problem
 from runner.errors import PermanentApiError, TransientApiError
 from tests._http import AUTH, FakeTime, Server, api_client, serve
 

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
+from runner.api.client import DEFAULT_BASE_URL
 from runner.cli.endpoint import api_endpoint
-from runner.client import DEFAULT_BASE_URL
 from runner.errors import UsageError
 
 BASIC = {"SCENARIO_SDK_API_KEY": "k", "SCENARIO_SDK_API_SECRET": "s"}

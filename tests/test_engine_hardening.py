@@ -17,10 +17,10 @@ from engine_helpers import background_simulator, ledger_events, run_cli, t2v_job
 from runner.canonical import canonical_json
 from runner.domain import RemoteJob, RemoteStatus
 from runner.errors import AuthError, LedgerWriteError, TransientApiError
-from runner.ledger import LedgerWriter, encode_event, make_event
-from runner.polling import PollPolicy, wait_terminal
-from runner.reconcile import Intent, Reconciler, ambiguous_intents, match_intents
-from runner.watcher import ListWatcher
+from runner.ledger.journal import LedgerWriter, encode_event, make_event
+from runner.polling.each import PollPolicy, wait_terminal
+from runner.polling.listing import ListWatcher
+from runner.reconcile.matching import Intent, Reconciler, ambiguous_intents, match_intents
 from tests._http import FakeTime
 
 pytestmark = pytest.mark.usefixtures("api_credentials")
@@ -200,8 +200,8 @@ def test_only_precise_money_phrases_halt_as_credit_failures(
 ) -> None:
     from datetime import UTC, datetime
 
+    from runner.api.failures import failure_for_status
     from runner.errors import CreditError
-    from runner.failure import failure_for_status
 
     failure = failure_for_status(status, {"message": message}, {}, method="POST",
                                  url="generate/custom/m", now=datetime.now(UTC))
@@ -225,8 +225,8 @@ def test_attempt_numbers_never_repeat_across_reposts_and_retries(tmp_path: Path)
 async def test_two_accounts_on_one_api_never_share_cached_asset_ids(tmp_path: Path) -> None:
     import aiohttp
 
-    from runner.assets import AssetUploader
-    from runner.client import Credentials, ScenarioClient
+    from runner.api.client import Credentials, ScenarioClient
+    from runner.api.uploads import AssetUploader
     from runner.simulator import SimulatorConfig, start_simulator
 
     image = tmp_path / "hero.png"

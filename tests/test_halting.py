@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from runner.batch.control import Budget, FailureLimit, HaltReason
 from runner.errors import EXIT_USAGE, UsageError
-from runner.halting import Budget, FailureLimit, HaltReason
 
 
 @pytest.mark.parametrize(

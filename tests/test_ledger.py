@@ -11,7 +11,7 @@ import anyio.lowlevel
 import pytest
 
 from runner.domain import JobState
-from runner.ledger import (
+from runner.ledger.journal import (
     LEDGER_NAME,
     AssetRecord,
     JobRecord,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from runner.limits import Bucket, ModelLimiters, RateLimiter, Slots, reserve_slot
+from runner.batch.admission import Bucket, ModelLimiters, RateLimiter, Slots, reserve_slot
 from tests._http import FakeTime
 
 

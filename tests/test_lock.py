@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import EXIT_USAGE, LockedError
-from runner.lock import LOCK_NAME, LockInfo, hold_lock, read_lock
+from runner.outdir.lock import LOCK_NAME, LockInfo, hold_lock, read_lock
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 HOLDER = """
 import sys, time
 from pathlib import Path
-from runner.lock import hold_lock
+from runner.outdir.lock import hold_lock
 with hold_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     if sys.argv[2:] != ["--release"]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from runner.domain import JobSpec, JobState, SourceLocation
-from runner.ledger import AssetRecord, JobRecord
-from runner.outputs import (
+from runner.ledger.journal import AssetRecord, JobRecord
+from runner.outdir.files import (
     METADATA_NAME,
     PLAN_NAME,
     PlannedJob,

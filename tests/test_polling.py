@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from runner.domain import RemoteJob, RemoteStatus
-from runner.polling import PollPolicy, PollTimeout, next_poll_delay, wait_terminal
+from runner.polling.each import PollPolicy, PollTimeout, next_poll_delay, wait_terminal
 from tests._http import FakeTime
 
 DEFAULT = PollPolicy()
@@ -94,7 +94,7 @@ async def test_wait_terminal_returns_the_first_terminal_answer(
 async def test_unknown_status_keeps_waiting_and_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="runner.polling"):
+    with caplog.at_level(logging.WARNING, logger="runner.polling.each"):
         result, _, api = await wait(["paused", "paused", "success"])
     assert result.status is RemoteStatus.SUCCESS
     assert len(api.asked_at) == 3

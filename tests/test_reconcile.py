@@ -9,7 +9,7 @@ import pytest
 
 from runner.canonical import canonical_json
 from runner.domain import RemoteJob, RemoteStatus
-from runner.reconcile import (
+from runner.reconcile.matching import (
     CLOCK_SKEW,
     Intent,
     body_fingerprint,

@@ -11,9 +11,9 @@ import pytest
 
 from runner.cli import main
 from runner.domain import JobSpec, JobState, SourceLocation
-from runner.ledger import AssetRecord, JobRecord, JsonlLedger, make_event, replay
-from runner.outputs import PlannedJob, write_plan
-from runner.report import excerpt, human_bytes, render_report, report_rows, summarize
+from runner.ledger.journal import AssetRecord, JobRecord, JsonlLedger, make_event, replay
+from runner.outdir.files import PlannedJob, write_plan
+from runner.views.report import excerpt, human_bytes, render_report, report_rows, summarize
 
 V21 = "model_kling-v2-1-pro"
 V3 = "model_kling-v3-t2v-4k"

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from runner.batch.resume import Action, changed_fields, decide
 from runner.domain import JobState
-from runner.ledger import AssetRecord, JobRecord
-from runner.resume import Action, changed_fields, decide
+from runner.ledger.journal import AssetRecord, JobRecord
 
 MODEL = "model_kling-v2-1-pro"
 PARAMS: dict[str, Any] = {"prompt": "A knight walks through fog", "duration": "5"}

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runner.retry import (
+from runner.api.backoff import (
     Pacer,
     RetryPolicy,
     next_retry_delay,

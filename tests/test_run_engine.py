@@ -24,7 +24,7 @@ from engine_helpers import (
 )
 
 from runner.cli import main
-from runner.ledger import JsonlLedger
+from runner.ledger.journal import JsonlLedger
 from runner.simulator import Simulator
 
 pytestmark = pytest.mark.usefixtures("api_credentials")
@@ -281,7 +281,7 @@ def test_simulate_runs_without_credentials(
 
 
 def test_a_second_runner_on_the_same_folder_is_refused(tmp_path: Path) -> None:
-    from runner.lock import hold_lock
+    from runner.outdir.lock import hold_lock
 
     manifest = write_manifest(tmp_path, t2v_jobs(1))
     out = tmp_path / "out"

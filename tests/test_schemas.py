@@ -11,7 +11,13 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from runner.errors import UsageError
-from runner.schemas import AssetInput, SchemaRegistry, default_schema_dir, format_path, parse_path
+from runner.schemas.registry import (
+    AssetInput,
+    SchemaRegistry,
+    default_schema_dir,
+    format_path,
+    parse_path,
+)
 
 V21 = "model_kling-v2-1-pro"
 V3 = "model_kling-v3-t2v-4k"

@@ -19,14 +19,14 @@ from pathlib import Path
 import aiohttp
 import anyio
 
+from runner.api.client import Credentials, ScenarioClient
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint
 from runner.cli.status import load_rows
-from runner.client import Credentials, ScenarioClient
 from runner.domain import JobState, RemoteJob, RemoteStatus
 from runner.errors import EXIT_JOBS_FAILED, ApiError, AuthError, CreditError, LockedError
-from runner.ledger import JsonlLedger, make_event
-from runner.lock import hold_lock
+from runner.ledger.journal import JsonlLedger, make_event
+from runner.outdir.lock import hold_lock
 
 NAME = "cancel"
 HELP = "ask the API to cancel a run's in-flight jobs and report refusals"

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from runner.batch.progress import Progress, Snapshot, format_duration, progress_line
 from runner.domain import JobState
-from runner.progress import Progress, Snapshot, format_duration, progress_line
 
 PLAIN_INTERVAL = 10.0
 LIVE_INTERVAL = 0.5

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from runner.cli import output
 from runner.errors import UsageError
-from runner.ledger import LEDGER_NAME, JsonlLedger, replay, utc_now_iso
-from runner.outputs import PLAN_NAME, read_plan, write_atomically
-from runner.report import render_report
+from runner.ledger.journal import LEDGER_NAME, JsonlLedger, replay, utc_now_iso
+from runner.outdir.files import PLAN_NAME, read_plan, write_atomically
+from runner.views.report import render_report
 
 NAME = "report"
 HELP = "write DIR/report.html, a self-contained page showing every job and its videos"

@@ -17,12 +17,9 @@ from pathlib import Path
 
 import anyio
 
-from runner.cli import output
-from runner.cli.endpoint import api_endpoint, simulated_endpoint
-from runner.cli.live import render_progress
-from runner.cli.validate import add_allow_unknown, load_from_args
-from runner.client import DEFAULT_BASE_URL, Credentials
-from runner.engine import (
+from runner.api.client import DEFAULT_BASE_URL, Credentials
+from runner.batch.control import FailureLimit, HaltReason
+from runner.batch.engine import (
     RunContext,
     RunOptions,
     RunResult,
@@ -32,16 +29,19 @@ from runner.engine import (
     start_run_files,
     state_counts,
 )
+from runner.batch.progress import Progress, progress_line
+from runner.batch.scheduler import WorkItem
+from runner.batch.submission import Stop
+from runner.cli import output
+from runner.cli.endpoint import api_endpoint, simulated_endpoint
+from runner.cli.live import render_progress
+from runner.cli.validate import add_allow_unknown, load_from_args
 from runner.errors import EXIT_INTERRUPTED, UsageError
-from runner.halting import FailureLimit, HaltReason
-from runner.jobflow import Stop
-from runner.ledger import JobRecord
-from runner.lock import hold_lock
+from runner.ledger.journal import JobRecord
 from runner.manifest import Manifest
-from runner.polling import PollPolicy
-from runner.progress import Progress, progress_line
-from runner.scheduler import WorkItem
-from runner.schemas import SchemaRegistry
+from runner.outdir.lock import hold_lock
+from runner.polling.each import PollPolicy
+from runner.schemas.registry import SchemaRegistry
 
 NAME = "run"
 HELP = "run a manifest's jobs (or resume them) and download the videos"

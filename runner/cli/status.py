@@ -7,10 +7,10 @@ from pathlib import Path
 
 from runner.cli import output
 from runner.errors import UsageError
-from runner.ledger import LEDGER_NAME, JsonlLedger, replay
-from runner.lock import read_lock
-from runner.outputs import PLAN_NAME, read_plan
-from runner.status import StatusRow, state_counts, status_rows
+from runner.ledger.journal import LEDGER_NAME, JsonlLedger, replay
+from runner.outdir.files import PLAN_NAME, read_plan
+from runner.outdir.lock import read_lock
+from runner.views.status import StatusRow, state_counts, status_rows
 
 NAME = "status"
 HELP = "show the state of every job of a run, from its ledger"

@@ -1,6 +1,6 @@
 """The fake Scenario API (and its download "CDN"): the embedded default and the test bed.
 
-It shares no code with `runner/client.py`, only the model schema files, so tests of the
+It shares no code with `runner/api/client.py`, only the model schema files, so tests of the
 client against it are a real contract check. See docs/simulator.md.
 """
 

@@ -1,6 +1,6 @@
 """The models the simulator knows: one JSON Schema file each, read from a folder.
 
-Deliberately independent of `runner/schemas.py`: the simulator reads the same files with
+Deliberately independent of `runner/schemas/registry.py`: the simulator reads the same files with
 plain `jsonschema`, so a client bug and a validator bug cannot cancel each other out.
 Asset-bearing fields carry the `x-asset` annotation; `models_description` turns a schema into
 the `inputs` list that `GET /v1/models/{id}` returns.

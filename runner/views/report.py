@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import quote
 
 from runner.domain import JobState
-from runner.ledger import AssetRecord, JobRecord
-from runner.outputs import PlannedJob
+from runner.ledger.journal import AssetRecord, JobRecord
+from runner.outdir.files import PlannedJob
 
 PROMPT_EXCERPT = 140  # characters of a prompt shown in the table; the rest is in a tooltip
 

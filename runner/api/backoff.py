@@ -4,7 +4,7 @@ The numbers follow the official SDK (scenario-api.md 5.2-5.3) so that we behave 
 client Scenario tests against: `min(0.5 * 2**n, 8) * (1 - 0.25 * r)` seconds, with a server
 hint (`retry-after-ms`, `retry-after`) used instead when it lies in (0, 60] seconds.
 
-Nothing here sleeps or sends; `runner.client` sequences the I/O around these decisions.
+Nothing here sleeps or sends; `runner.api.client` sequences the I/O around these decisions.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """The Scenario API client: one method per endpoint, domain objects in and out.
 
 Money is spent at the generate POST, so that call never retries a request that may have
-reached the server (runner/failure.py); every other call retries transient failures with the
-SDK's backoff, and a 429 pauses the whole run through a shared `Pacer` (runner/retry.py).
-Sending, credentials and retries live in runner/transport.py; JSON parsing in runner/wire.py.
+reached the server (runner/api/failures.py); every other call retries transient failures with the
+SDK's backoff, and a 429 pauses the whole run through a shared `Pacer` (runner/api/backoff.py).
+Sending, credentials and retries live in runner/api/transport.py; JSON parsing in
+runner/api/wire.py.
 
 Credentials go only to the API's own origin. Signed download URLs and upload part URLs are
-fetched by runner.download and runner.assets on the bare session, without them.
+fetched by runner.api.downloads and runner.api.uploads on the bare session, without them.
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ from urllib.parse import quote
 import aiohttp
 import anyio
 
-from runner.auth import Credentials, credentials_from_env, ensure_anonymous_session
-from runner.domain import RemoteAsset, RemoteJob, Submission
-from runner.errors import OutcomeUnknownError, PermanentApiError
-from runner.retry import Pacer, RetryPolicy
-from runner.transport import USER_AGENT, ApiTransport, TransportSettings
-from runner.wire import (
+from runner.api.auth import Credentials, credentials_from_env, ensure_anonymous_session
+from runner.api.backoff import Pacer, RetryPolicy
+from runner.api.transport import USER_AGENT, ApiTransport, TransportSettings
+from runner.api.wire import (
     UploadPart,
     UploadState,
     UploadTicket,
@@ -41,6 +40,8 @@ from runner.wire import (
     parse_upload_state,
     parse_upload_ticket,
 )
+from runner.domain import RemoteAsset, RemoteJob, Submission
+from runner.errors import OutcomeUnknownError, PermanentApiError
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -23,8 +23,8 @@ import anyio
 
 from runner.domain import RemoteJob
 from runner.errors import ApiError, AuthError, CreditError
-from runner.polling import PollTimeout
-from runner.reconcile import parse_ts
+from runner.polling.each import PollTimeout
+from runner.reconcile.matching import parse_ts
 
 log = logging.getLogger(__name__)
 

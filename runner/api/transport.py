@@ -3,7 +3,7 @@
 `ApiTransport.call` is the single road to the Scenario API. It is the one place that adds
 the `Authorization` header, and it checks the URL's origin first (aiohttp itself drops the
 header when a redirect leaves the origin). The retry decisions are the pure functions of
-runner/failure.py and runner/retry.py; this module only sequences the I/O around them.
+runner/api/failures.py and runner/api/backoff.py; this module only sequences the I/O around them.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ import aiohttp
 from yarl import URL
 
 from runner import __version__
-from runner.auth import Credentials
-from runner.failure import (
+from runner.api.auth import Credentials
+from runner.api.backoff import Pacer, RetryPolicy, next_retry_delay
+from runner.api.failures import (
     Failure,
     failure_for_exception,
     failure_for_status,
     final_error,
     retry_allowed,
 )
-from runner.retry import Pacer, RetryPolicy, next_retry_delay
 
-log = logging.getLogger("runner.client")
+log = logging.getLogger("runner.api.client")
 
 USER_AGENT = f"kling-batch/{__version__}"
 
@@ -107,7 +107,7 @@ class ApiTransport:
         body: Mapping[str, Any] | None = None,
         creates_job: bool = False,
     ) -> Answer:
-        """Send until a 2xx answer, retrying as runner/failure.py allows; raise its error.
+        """Send until a 2xx answer, retrying as runner/api/failures.py allows; raise its error.
 
         `creates_job` marks a request that spends money: it is retried only when it
         provably created nothing, and otherwise raises OutcomeUnknownError.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import LockedError
-from runner.ledger import utc_now_iso
+from runner.ledger.journal import utc_now_iso
 
 LOCK_NAME = ".lock"
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from runner.api.downloads import download_asset
+from runner.batch.control import HaltReason
+from runner.batch.submission import JobFlow
 from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
-from runner.download import download_asset
 from runner.errors import ApiError, AuthError, CreditError, TransientApiError
-from runner.halting import HaltReason
-from runner.jobflow import JobFlow
-from runner.outputs import video_relpath
-from runner.polling import PollTimeout, wait_terminal
+from runner.outdir.files import video_relpath
+from runner.polling.each import PollTimeout, wait_terminal
 
 
 async def follow(flow: JobFlow, spec: JobSpec, job_id: str) -> RemoteJob | None:

@@ -14,10 +14,10 @@ from typing import Any
 
 import anyio
 
-from runner.bodies import AssetSource, request_body
-from runner.client import ScenarioClient
+from runner.api.client import ScenarioClient
+from runner.batch.bodies import AssetSource, request_body
 from runner.domain import JobSpec
-from runner.schemas import SchemaRegistry
+from runner.schemas.registry import SchemaRegistry
 
 PRICE_KEYS = ("duration", "mode", "generateAudio", "video", "multiPrompt")
 

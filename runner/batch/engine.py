@@ -17,25 +17,25 @@ from typing import Any
 import aiohttp
 import anyio
 
-from runner.assets import AssetUploader
-from runner.client import Credentials, ScenarioClient
+from runner.api.backoff import Pacer
+from runner.api.client import Credentials, ScenarioClient
+from runner.api.uploads import AssetUploader
+from runner.batch.admission import ModelLimiters, RateLimiter
+from runner.batch.control import Budget, FailureLimit, HaltReason
+from runner.batch.pricing import CostEstimator
+from runner.batch.progress import Progress
+from runner.batch.resume import Action, decide
+from runner.batch.scheduler import PoolConfig, Scheduler, WorkItem
+from runner.batch.submission import FlowConfig, JobFlow, Stop
 from runner.domain import JobSpec, JobState
 from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, UsageError
-from runner.estimate import CostEstimator
-from runner.halting import Budget, FailureLimit, HaltReason
-from runner.jobflow import FlowConfig, JobFlow, Stop
-from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, replay
-from runner.limits import ModelLimiters, RateLimiter
+from runner.ledger.journal import JobRecord, JsonlLedger, LedgerWriter, replay
 from runner.manifest import Manifest
-from runner.outputs import verified_assets, video_name_clashes, write_metadata, write_plan
-from runner.polling import PollPolicy
-from runner.progress import Progress
-from runner.reconcile import Reconciler
-from runner.resume import Action, decide
-from runner.retry import Pacer
-from runner.scheduler import PoolConfig, Scheduler, WorkItem
-from runner.schemas import SchemaRegistry
-from runner.watcher import ListWatcher
+from runner.outdir.files import verified_assets, video_name_clashes, write_metadata, write_plan
+from runner.polling.each import PollPolicy
+from runner.polling.listing import ListWatcher
+from runner.reconcile.matching import Reconciler
+from runner.schemas.registry import SchemaRegistry
 
 log = logging.getLogger(__name__)
 

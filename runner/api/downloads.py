@@ -25,11 +25,11 @@ import aiohttp
 import anyio
 from yarl import URL
 
-from runner.client import USER_AGENT, ScenarioClient, ensure_anonymous_session
+from runner.api.backoff import RetryPolicy, next_retry_delay
+from runner.api.client import USER_AGENT, ScenarioClient, ensure_anonymous_session
 from runner.domain import RemoteAsset
 from runner.errors import PermanentApiError, TransientApiError
-from runner.outputs import fsync_dir
-from runner.retry import RetryPolicy, next_retry_delay
+from runner.outdir.files import fsync_dir
 
 log = logging.getLogger(__name__)
 

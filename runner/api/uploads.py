@@ -29,9 +29,9 @@ import aiohttp
 import anyio
 from yarl import URL
 
-from runner.client import USER_AGENT, ScenarioClient, UploadTicket, ensure_anonymous_session
+from runner.api.backoff import RetryPolicy, next_retry_delay
+from runner.api.client import USER_AGENT, ScenarioClient, UploadTicket, ensure_anonymous_session
 from runner.errors import PermanentApiError, TransientApiError, UsageError
-from runner.retry import RetryPolicy, next_retry_delay
 
 log = logging.getLogger(__name__)
 

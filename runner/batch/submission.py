@@ -22,10 +22,12 @@ from typing import Any
 import aiohttp
 import anyio
 
-from runner.assets import AssetUploader
-from runner.bodies import request_body
+from runner.api.client import ScenarioClient
+from runner.api.uploads import AssetUploader
+from runner.batch.bodies import request_body
+from runner.batch.control import Budget, HaltReason
+from runner.batch.progress import Progress
 from runner.canonical import canonical_json
-from runner.client import ScenarioClient
 from runner.domain import JobSpec, JobState, RemoteJob
 from runner.errors import (
     ApiError,
@@ -36,13 +38,11 @@ from runner.errors import (
     TransientApiError,
     UsageError,
 )
-from runner.halting import Budget, HaltReason
-from runner.ledger import LedgerWriter, make_event, utc_now_iso
-from runner.polling import PollPolicy
-from runner.progress import Progress
-from runner.reconcile import Intent, Reconciler, body_fingerprint
-from runner.schemas import SchemaRegistry
-from runner.watcher import ListWatcher
+from runner.ledger.journal import LedgerWriter, make_event, utc_now_iso
+from runner.polling.each import PollPolicy
+from runner.polling.listing import ListWatcher
+from runner.reconcile.matching import Intent, Reconciler, body_fingerprint
+from runner.schemas.registry import SchemaRegistry
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.batch.resume import decide
 from runner.domain import JobState
-from runner.ledger import AssetRecord, JobRecord
-from runner.outputs import PlannedJob
-from runner.resume import decide
+from runner.ledger.journal import AssetRecord, JobRecord
+from runner.outdir.files import PlannedJob
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from runner.domain import JobSpec
-from runner.schemas import SchemaRegistry
+from runner.schemas.registry import SchemaRegistry
 
 
 class AssetSource(Protocol):
-    """Turns a local file into an asset id (runner.assets.AssetUploader)."""
+    """Turns a local file into an asset id (runner.api.uploads.AssetUploader)."""
 
     async def asset_id_for(self, path: Any, kind: str) -> str: ...
 

@@ -1,7 +1,7 @@
 """What a failed API attempt means: which error class, whether to try again.
 
 Pure functions over (status, body, headers) or a transport exception, so that every rule is
-table-tested and `runner.client` only sequences I/O. The one rule that matters most for
+table-tested and `runner.api.client` only sequences I/O. The one rule that matters most for
 money: a generate POST is retried only when it provably created nothing (a 429, or a
 connection that never opened). Any other failure after the request left the machine makes
 its outcome unknown: the job may exist and be billed, so it becomes `OutcomeUnknownError`
@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from runner.api.backoff import retry_hint_from_headers, should_retry
+from runner.api.wire import error_message
 from runner.errors import (
     ApiError,
     AuthError,
@@ -27,8 +29,6 @@ from runner.errors import (
     RateLimitedError,
     TransientApiError,
 )
-from runner.retry import retry_hint_from_headers, should_retry
-from runner.wire import error_message
 
 # A 4xx whose message says the account is out of money is a credit problem: the API is not
 # consistent about 402 vs 400/403 for "not enough creative units". Only precise phrases

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.domain import JobSpec
-from runner.ledger import JobRecord, encode_event, parse_lines
+from runner.ledger.journal import JobRecord, encode_event, parse_lines
 
 PLAN_NAME = "plan.jsonl"
 METADATA_NAME = "metadata.jsonl"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from runner.domain import JobSpec
 from runner.manifest import Manifest
-from runner.schemas import SchemaRegistry
+from runner.schemas.registry import SchemaRegistry
 
 
 @dataclass(frozen=True, slots=True)

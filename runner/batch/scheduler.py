@@ -17,16 +17,16 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import TaskGroup
 
+from runner.batch.admission import ModelLimiters, RateLimiter, Slots
+from runner.batch.control import FailureLimit, HaltReason
+from runner.batch.following import download_all, follow
+from runner.batch.resume import Action, Decision, is_transient_failure
+from runner.batch.submission import JobFlow
 from runner.canonical import canonical_json
 from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
 from runner.errors import ApiError, AuthError, CreditError
-from runner.following import download_all, follow
-from runner.halting import FailureLimit, HaltReason
-from runner.jobflow import JobFlow
-from runner.ledger import JobRecord
-from runner.limits import ModelLimiters, RateLimiter, Slots
-from runner.reconcile import Intent, ambiguous_intents
-from runner.resume import Action, Decision, is_transient_failure
+from runner.ledger.journal import JobRecord
+from runner.reconcile.matching import Intent, ambiguous_intents
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from jsonschema.exceptions import SchemaError
 
 from runner.domain import Problem
 from runner.errors import UsageError
-from runner.schema_rules import (
+from runner.schemas.compiled import (
     Pointer,
     describe_error,
     extra_problems,
@@ -58,11 +58,11 @@ def default_schema_dir() -> Path:
     override = os.environ.get("KLING_BATCH_SCHEMAS")
     if override:
         return Path(override)
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     # pyproject.toml marks a checkout: site-packages may hold some other "schemas" folder.
     if (root / "schemas").is_dir() and (root / "pyproject.toml").is_file():
         return root / "schemas"
-    return Path(__file__).resolve().parent / "_schemas"
+    return Path(__file__).resolve().parents[1] / "_schemas"
 
 
 @dataclass(frozen=True, slots=True)
