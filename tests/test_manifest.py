@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from runner.domain import RunSettings
 from runner.errors import ManifestError
 from runner.manifest import Manifest, load_manifest
-from runner.schemas.registry import SchemaRegistry, default_schema_dir
+from runner.schemas import SchemaRegistry, default_schema_dir
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "manifests").glob("*.yaml"))

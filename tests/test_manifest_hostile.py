@@ -10,7 +10,7 @@ import pytest
 from runner.domain import Problem
 from runner.errors import ManifestError
 from runner.manifest import load_manifest, yaml_source
-from runner.schemas.registry import SchemaRegistry
+from runner.schemas import SchemaRegistry
 
 
 @pytest.fixture(scope="module")

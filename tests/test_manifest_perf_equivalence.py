@@ -19,8 +19,8 @@ from jsonschema import Draft202012Validator
 
 from runner.errors import ManifestError
 from runner.manifest import load_manifest
-from runner.schemas.compiled import validity_check
-from runner.schemas.registry import SchemaRegistry, _walk_assets, default_schema_dir
+from runner.schemas import SchemaRegistry, default_schema_dir, validity_check
+from runner.schemas.registry import _walk_assets
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = {

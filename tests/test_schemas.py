@@ -11,7 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from runner.errors import UsageError
-from runner.schemas.registry import (
+from runner.schemas import (
     AssetInput,
     SchemaRegistry,
     default_schema_dir,

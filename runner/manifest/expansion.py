@@ -11,7 +11,7 @@ from typing import Any
 
 from runner.domain import Problem
 from runner.manifest.yaml_source import LocDict, LocList, Mark, SourceFailure, problem, read_text
-from runner.schemas.registry import SchemaRegistry, suggest
+from runner.schemas import SchemaRegistry, suggest
 
 JOB_KEYS = ("id", "model", "params", "prompts", "promptsFile", "repeat")
 MAX_REPEAT = 10_000

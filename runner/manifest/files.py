@@ -9,7 +9,7 @@ import os
 import stat
 from pathlib import Path
 
-from runner.schemas.registry import AssetInput
+from runner.schemas import AssetInput
 
 
 class FileChecker:

@@ -26,7 +26,7 @@ from runner.manifest.yaml_source import (
     read_text,
     to_plain,
 )
-from runner.schemas.registry import SchemaRegistry, format_path, parse_path, suggest
+from runner.schemas import SchemaRegistry, format_path, parse_path, suggest
 
 TOP_KEYS = ("version", "defaults", "settings", "jobs")
 DEFAULT_KEYS = ("model", "params")

@@ -8,7 +8,7 @@ from typing import Any
 
 from runner.domain import Problem, RunSettings
 from runner.manifest.yaml_source import LocDict, Mark, problem
-from runner.schemas.registry import suggest
+from runner.schemas import suggest
 
 _MAX_FAILURES = re.compile(r"\d+%?")
 

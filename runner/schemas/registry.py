@@ -1,22 +1,20 @@
-"""Per-model JSON Schemas: load them once, check one job's params, find its asset inputs.
+"""The models kling-batch knows, so every command checks a job against the same schemas.
 
 Each `schemas/<modelId>.schema.json` is plain JSON Schema (draft 2020-12), so the built-in
-simulator can validate request bodies with jsonschema alone. A few rules JSON Schema cannot
-express live in annotations that jsonschema ignores and this module enforces:
-
-- `x-asset` on a string field: an asset input (`kind`, optional `maxBytes`, `extensions`).
-- the rest (`x-shot-durations`, ...) and the wording of problems: `schema_rules`.
+simulator can validate request bodies with jsonschema alone. The registry loads them once and
+answers, per model, what is wrong with a job's params and which of them are asset inputs
+(the strings a schema marks with `x-asset`: `kind`, optional `maxBytes`, `extensions`).
 
 Most jobs are valid, and jsonschema spends ~45 µs proving it, so each model also gets a
-compiled yes/no check (`schema_rules.validity_check`); only params it rejects go through
-jsonschema's `iter_errors`, which alone words the problems.
+compiled yes/no check (`compiled.validity_check`); only params it rejects go through
+jsonschema's `iter_errors`, whose errors `wording` turns into problems. The rules JSON Schema
+cannot express are the `extensions`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,27 +25,12 @@ from jsonschema.exceptions import SchemaError
 
 from runner.domain import Problem
 from runner.errors import UsageError
-from runner.schemas.compiled import (
-    Pointer,
-    describe_error,
-    extra_problems,
-    format_path,
-    is_redundant,
-    suggest,
-    validity_check,
-)
+from runner.schemas.compiled import validity_check
+from runner.schemas.extensions import extra_problems
+from runner.schemas.paths import Pointer, format_path
+from runner.schemas.wording import describe_error, is_redundant, unknown_model_problem
 
-__all__ = [
-    "AssetInput",
-    "Pointer",
-    "SchemaRegistry",
-    "default_schema_dir",
-    "format_path",
-    "parse_path",
-    "suggest",
-    "unknown_model_problem",
-    "validity_check",
-]
+__all__ = ["AssetInput", "SchemaRegistry", "default_schema_dir"]
 
 SCHEMA_SUFFIX = ".schema.json"
 _MANIFEST_SCHEMA = "manifest.schema.json"
@@ -83,14 +66,6 @@ class AssetInput:
     def path(self) -> str:
         """The JSON path of the field, e.g. `params.elements[0].frontalImage`."""
         return format_path(self.pointer)
-
-
-def parse_path(path: str) -> Pointer:
-    """The inverse of `format_path`; anything unparsable yields the empty pointer."""
-    parts: list[str | int] = []
-    for name, index in re.findall(r"\.([^.\[\]]+)|\[(\d+)\]", path.removeprefix("params")):
-        parts.append(int(index) if index else name)
-    return tuple(parts)
 
 
 class SchemaRegistry:
@@ -156,13 +131,6 @@ class SchemaRegistry:
         if model not in self._schemas:
             return []
         return list(_walk_assets(self._assets[model], params, ())) if self._assets[model] else []
-
-
-def unknown_model_problem(model: object, known: tuple[str, ...]) -> Problem:
-    """The problem for a model id that has no schema, with a did-you-mean hint."""
-    guess = suggest(str(model), known)
-    hint = f"did you mean {guess!r}?" if guess else f"known models: {', '.join(known)}"
-    return Problem(f"unknown model {model!r}", model=None, path="model", hint=hint)
 
 
 def _read_schema(file: Path) -> Mapping[str, Any]:
