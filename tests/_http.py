@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import ClientSession, web
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from runner.api.backoff import Pacer, RetryPolicy
 from runner.api.client import Credentials, ScenarioClient
+from runner.clock import Clock
 
 AUTH = "Basic azpz"  # base64("k:s"), the SDK's own example
 
@@ -110,6 +112,8 @@ class FakeTime:
     def __init__(self, start: float = 1000.0) -> None:
         self.now = start
         self.sleeps: list[float] = []
+        # The wall clock starts at the real now and then moves only with the fake time.
+        self._wall_zero = datetime.now(UTC) - timedelta(seconds=start)
 
     def clock(self) -> float:
         return self.now
@@ -117,6 +121,14 @@ class FakeTime:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += max(seconds, 0.0)
+
+    def wall(self) -> datetime:
+        """The wall clock, moving with the fake monotonic one."""
+        return self._wall_zero + timedelta(seconds=self.now)
+
+    def as_clock(self) -> Clock:
+        """This fake time as the one `Clock` that the runner's parts take."""
+        return Clock(monotonic=self.clock, wall=self.wall, sleep=self.sleep)
 
 
 def api_client(
@@ -129,7 +141,7 @@ def api_client(
         session,
         f"{server_url}/v1",
         Credentials(AUTH),
-        sleep=fake_time.sleep,
+        clock=fake_time.as_clock(),
         random=lambda: 0.0,
         **kwargs,
     )

@@ -124,7 +124,7 @@ async def with_uploader(
         def make() -> AssetUploader:
             client = api_client(session, api_server.url, time)
             return AssetUploader(
-                client, session, tmp_path / ".cache" / "assets.json", sleep=time.sleep
+                client, session, tmp_path / ".cache" / "assets.json"
             )
 
         await body(make, api_server, store)

@@ -62,7 +62,7 @@ def make_client(
         Credentials(AUTH),
         policy=RetryPolicy(max_attempts=attempts),
         pacer=pacer or Pacer(fake_time.clock),
-        sleep=fake_time.sleep,
+        clock=fake_time.as_clock(),
         random=lambda: 0.0,
         request_timeout=request_timeout,
     )
@@ -299,7 +299,7 @@ async def test_generate_that_could_not_connect_is_retried_and_stays_transient(
         f"http://127.0.0.1:{closed_port()}/v1",
         Credentials(AUTH),
         policy=RetryPolicy(max_attempts=3),
-        sleep=fake_time.sleep,
+        clock=fake_time.as_clock(),
         random=lambda: 0.0,
     )
     with pytest.raises(TransientApiError, match="could not connect") as caught:

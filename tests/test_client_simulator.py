@@ -21,6 +21,7 @@ from runner.api.backoff import Pacer, RetryPolicy
 from runner.api.client import ScenarioClient, credentials_from_env
 from runner.api.downloads import download_asset
 from runner.api.uploads import AssetUploader
+from runner.clock import Clock
 from runner.domain import RemoteJob, RemoteStatus
 from runner.errors import OutcomeUnknownError
 from runner.simulator import Simulator
@@ -44,7 +45,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 def client_for(session: aiohttp.ClientSession, sim: Simulator, **kwargs: Any) -> ScenarioClient:
     credentials = credentials_from_env(sim.credentials_env())
     assert credentials is not None
-    kwargs.setdefault("sleep", no_sleep)
+    kwargs.setdefault("clock", Clock(sleep=no_sleep))
     kwargs.setdefault("pacer", Pacer())
     return ScenarioClient(session, sim.base_url, credentials, **kwargs)
 
@@ -63,7 +64,7 @@ async def test_image_upload_generate_poll_and_download(
     client = client_for(session, simulator)
     image = tmp_path / "knight.png"
     image.write_bytes(png_bytes())
-    uploader = AssetUploader(client, session, tmp_path / ".cache" / "assets.json", sleep=no_sleep)
+    uploader = AssetUploader(client, session, tmp_path / ".cache" / "assets.json")
     asset_id = await uploader.asset_id_for(image, "image")
     assert asset_id.startswith("asset_")
     assert await uploader.asset_id_for(image, "image") == asset_id  # cached
@@ -76,7 +77,7 @@ async def test_image_upload_generate_poll_and_download(
     assert job.asset_ids
 
     dest = tmp_path / "videos" / "knight.mp4"
-    downloaded = await download_asset(client, session, job.asset_ids[0], dest, sleep=no_sleep)
+    downloaded = await download_asset(client, session, job.asset_ids[0], dest)
     data = dest.read_bytes()
     assert downloaded.bytes == len(data) > 0
     assert downloaded.sha256 == hashlib.sha256(data).hexdigest()
@@ -88,7 +89,7 @@ async def test_video_multipart_upload_feeds_a_motion_control_job(
     simulator: Simulator, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     client = client_for(session, simulator)
-    uploader = AssetUploader(client, session, tmp_path / "assets.json", sleep=no_sleep)
+    uploader = AssetUploader(client, session, tmp_path / "assets.json")
     video = tmp_path / "dance.mp4"
     video.write_bytes(bytes(range(256)) * 50_000)  # ~12 MiB: two parts
     image = tmp_path / "hero.png"
@@ -162,7 +163,7 @@ async def test_downloads_survive_truncation_and_expired_urls(
         for n in range(4):
             dest = tmp_path / f"faulty-{n}.mp4"
             got = await download_asset(
-                client, session, job.asset_ids[0], dest, attempts=20, sleep=no_sleep
+                client, session, job.asset_ids[0], dest, attempts=20
             )
             assert (got.sha256, got.bytes) == (reference.sha256, reference.bytes)
         injected = sim.stats.faults_injected

@@ -1,11 +1,18 @@
-"""Reasons to stop: the failure limit's parsing and threshold, and the budget's bookkeeping."""
+"""Control: halts, drain, the failure limit, and which errors call for a halt."""
 
 from __future__ import annotations
 
 import pytest
 
-from runner.batch.control import Budget, FailureLimit, HaltReason
-from runner.errors import EXIT_USAGE, UsageError
+from runner.batch.control import Control, FailureLimit, HaltReason, halt_reason_for
+from runner.errors import (
+    EXIT_USAGE,
+    AuthError,
+    CreditError,
+    PermanentApiError,
+    TransientApiError,
+    UsageError,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,69 +77,58 @@ def test_halt_reasons_read_as_sentences() -> None:
     assert {r.name for r in HaltReason} == {"AUTH", "CREDIT", "FAILURES", "BUDGET", "INTERRUPTED"}
 
 
-def test_budget_reserves_up_to_the_limit() -> None:
-    budget = Budget(100.0)
-    assert budget.try_reserve(60.0)
-    assert budget.try_reserve(40.0)  # exactly the limit is allowed
-    assert not budget.try_reserve(0.01)
-    assert (budget.spent, budget.reserved) == (0.0, 100.0)
-
-
-def test_a_refused_reservation_reserves_nothing() -> None:
-    budget = Budget(10.0)
-    assert not budget.try_reserve(11.0)
-    assert budget.reserved == 0.0
-    assert budget.try_reserve(10.0)
-
-
-def test_budget_without_a_limit_always_reserves() -> None:
-    budget = Budget(None)
-    for _ in range(10):
-        assert budget.try_reserve(1e9)
-    assert budget.reserved == 1e10
-
-
-def test_budget_counts_what_was_spent_before() -> None:
-    budget = Budget(100.0, spent=90.0)
-    assert not budget.try_reserve(11.0)
-    assert budget.try_reserve(10.0)
-
-
 @pytest.mark.parametrize(
-    ("actual", "spent"),
+    ("exc", "reason"),
     [
-        (7.0, 7.0),  # the API's figure wins
-        (12.5, 12.5),  # even above the estimate
-        (0.0, 0.0),  # free (a discount)
-        (None, 10.0),  # no figure: the estimate is what we count
+        (AuthError("401 bad key"), HaltReason.AUTH),
+        (CreditError("402 no credits"), HaltReason.CREDIT),
+        (PermanentApiError("422 bad body"), None),
+        (TransientApiError("503"), None),
+        (UsageError("bad manifest"), None),
+        (ValueError("a bug"), None),
     ],
 )
-def test_settle_replaces_the_reservation_with_the_cost(actual: float | None, spent: float) -> None:
-    budget = Budget(100.0)
-    assert budget.try_reserve(10.0)
-    budget.settle(10.0, actual)
-    assert (budget.spent, budget.reserved) == (spent, 0.0)
+def test_halt_reason_for(exc: BaseException, reason: HaltReason | None) -> None:
+    assert halt_reason_for(exc) is reason
 
 
-def test_settled_costs_limit_later_reservations() -> None:
-    budget = Budget(20.0)
-    assert budget.try_reserve(10.0)
-    budget.settle(10.0, 15.0)
-    assert not budget.try_reserve(10.0)
-    assert budget.try_reserve(5.0)
+def test_control_allows_submissions_until_a_drain() -> None:
+    control = Control()
+    assert control.submissions_allowed and control.ending is None
+    control.drain()
+    assert not control.submissions_allowed
+    assert control.ending is HaltReason.INTERRUPTED
 
 
-def test_release_gives_the_reservation_back() -> None:
-    budget = Budget(10.0)
-    assert budget.try_reserve(10.0)
-    budget.release(10.0)
-    assert (budget.spent, budget.reserved) == (0.0, 0.0)
-    assert budget.try_reserve(10.0)
+def test_the_first_halt_wins_and_is_noted_once() -> None:
+    notes: list[str] = []
+    control = Control(note=notes.append)
+    control.halt_for(HaltReason.BUDGET, "job a would cost 10 CU")
+    control.halt_for(HaltReason.AUTH, "401")
+    assert control.halt is HaltReason.BUDGET and control.ending is HaltReason.BUDGET
+    assert notes == [f"halting: {HaltReason.BUDGET.value} (job a would cost 10 CU)"]
 
 
-def test_reserved_never_goes_negative() -> None:
-    budget = Budget(10.0)
-    budget.release(5.0)
-    assert budget.reserved == 0.0
-    budget.settle(5.0, 1.0)
-    assert (budget.spent, budget.reserved) == (1.0, 0.0)
+def test_a_halt_outlasts_a_drain_in_how_the_run_ends() -> None:
+    control = Control()
+    control.drain()
+    control.halt_for(HaltReason.CREDIT, "402")
+    assert control.ending is HaltReason.CREDIT
+
+
+def test_halt_on_halts_only_for_auth_and_credit() -> None:
+    control = Control()
+    assert not control.halt_on(TransientApiError("503"))
+    assert control.submissions_allowed
+    assert control.halt_on(CreditError("402 out of credits"))
+    assert control.halt is HaltReason.CREDIT
+
+
+def test_counting_failures_halts_at_the_limit() -> None:
+    notes: list[str] = []
+    control = Control(total=10, limit=FailureLimit(count=2), note=notes.append)
+    control.count_failure()
+    assert control.submissions_allowed
+    control.count_failure()
+    assert control.halt is HaltReason.FAILURES and control.failures == 2
+    assert notes == [f"halting: {HaltReason.FAILURES.value} (2 of 10 jobs failed)"]

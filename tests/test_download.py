@@ -106,7 +106,7 @@ async def run_download(
         result: DownloadedFile | Exception
         try:
             result = await download_asset(
-                client, session, "asset_v", dest, attempts=attempts, sleep=fake_time.sleep
+                client, session, "asset_v", dest, attempts=attempts
             )
         except Exception as exc:
             result = exc

@@ -15,12 +15,13 @@ import pytest
 from engine_helpers import background_simulator, ledger_events, run_cli, t2v_jobs, write_manifest
 
 from runner.canonical import canonical_json
+from runner.clock import Clock
 from runner.domain import RemoteJob, RemoteStatus
 from runner.errors import AuthError, LedgerWriteError, TransientApiError
-from runner.ledger.journal import LedgerWriter, encode_event, make_event
-from runner.polling.each import PollPolicy, wait_terminal
-from runner.polling.listing import ListWatcher
-from runner.reconcile.matching import Intent, Reconciler, ambiguous_intents, match_intents
+from runner.ledger import Intended, LedgerWriter
+from runner.ledger.journal import encode_event
+from runner.polling import ListWatcher, PollPolicy, wait_terminal
+from runner.reconcile import Intent, Reconciler, ambiguous_intents, match_intents
 from tests._http import FakeTime
 
 pytestmark = pytest.mark.usefixtures("api_credentials")
@@ -48,22 +49,28 @@ async def test_posts_of_one_body_for_two_models_are_never_in_the_air_together() 
         return
         yield  # pragma: no cover
 
-    rec = Reconciler(no_jobs, claimed=set(), settle=0, clock=lambda: 0.0, sleep=anyio.sleep)
+    rec = Reconciler(no_jobs, claimed=set(), settle=0, clock=FakeTime().as_clock())
     order: list[str] = []
-    await rec.begin(BODY, "model_a")
-    await rec.begin(BODY, "model_a")  # the same model: repeats may fly together
+    a_holds, release_a = anyio.Event(), anyio.Event()
 
-    async def other_model() -> None:
-        await rec.begin(BODY, "model_b")
-        order.append("b began")
-        rec.end(BODY, "model_b")
+    async def model_a() -> None:
+        # The same model twice: repeats may fly together.
+        async with rec.holding(BODY, "model_a"), rec.holding(BODY, "model_a"):
+            a_holds.set()
+            await release_a.wait()
+            order.append("a ends")
+
+    async def model_b() -> None:
+        await a_holds.wait()
+        async with rec.holding(BODY, "model_b"):
+            order.append("b began")
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(other_model)
-        await anyio.sleep(0.05)
-        order.append("a ends")
-        rec.end(BODY, "model_a")
-        rec.end(BODY, "model_a")
+        tg.start_soon(model_a)
+        tg.start_soon(model_b)
+        await a_holds.wait()
+        await anyio.sleep(0.05)  # model_b is waiting for the body by now
+        release_a.set()
     assert order == ["a ends", "b began"]
 
 
@@ -82,7 +89,7 @@ async def test_polling_rides_out_transient_errors_until_the_deadline() -> None:
         return answer
 
     final = await wait_terminal(get_job, "job_1", policy=PollPolicy(1, 2, 4, 100),
-                                clock=time.clock, sleep=time.sleep)
+                                clock=time.as_clock())
     assert final.status is RemoteStatus.SUCCESS and answers == []
 
 
@@ -94,7 +101,7 @@ async def test_watcher_passes_an_auth_failure_to_every_waiting_job() -> None:
     async def get_job(job_id: str) -> RemoteJob:
         return job(job_id, "in-progress")
 
-    watcher = ListWatcher(listing, get_job, clock=anyio.current_time, sleep=anyio.sleep,
+    watcher = ListWatcher(listing, get_job, clock=Clock(monotonic=anyio.current_time),
                           interval=0.01)
     async with anyio.create_task_group() as tg:
         tg.start_soon(watcher.run)
@@ -117,9 +124,9 @@ async def test_a_failed_ledger_write_raises_instead_of_hanging() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(writer.run)
             with pytest.raises(LedgerWriteError, match="No space left"):
-                await writer.append(make_event("a", "intent"))
+                await writer.append(Intended(job="a", attempt=1))
             with pytest.raises(LedgerWriteError):
-                await writer.append(make_event("a", "intent"))
+                await writer.append(Intended(job="a", attempt=1))
             writer.close()
 
 
@@ -133,9 +140,9 @@ def test_resume_reposts_lost_intents_within_the_concurrency_limit(tmp_path: Path
     out.mkdir()
     # A crashed run left eight intents whose POSTs never reached the API.
     # (Stamped in the future, as another machine's clock might: the wait stays bounded.)
-    lines = [encode_event(make_event(j["id"], "intent", ts="2030-01-01T00:00:00.000Z",
-                                     attempt=1, model=j["model"], params=j["params"],
-                                     body=j["params"], fingerprint="f"))
+    lines = [encode_event(Intended(job=j["id"], ts="2030-01-01T00:00:00.000Z", attempt=1,
+                                   model=j["model"], params=j["params"], body=j["params"],
+                                   fingerprint="f"))
              for j in jobs]
     (out / "ledger.jsonl").write_bytes(b"".join(lines))
     with background_simulator(job_seconds=(0.2, 0.3)) as sim:

@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 from runner.batch.admission import Bucket, ModelLimiters, RateLimiter, Slots, reserve_slot
+from runner.clock import Clock
 from tests._http import FakeTime
 
 
@@ -38,7 +39,7 @@ def test_reserve_slot_leaves_the_given_bucket_alone() -> None:
 
 async def test_rate_limiter_spaces_sequential_acquisitions() -> None:
     time = FakeTime(start=100.0)
-    limiter = RateLimiter(4.0, clock=time.clock, sleep=time.sleep)
+    limiter = RateLimiter(4.0, clock=time.as_clock())
     stamps = []
     for _ in range(5):
         await limiter.acquire()
@@ -48,7 +49,7 @@ async def test_rate_limiter_spaces_sequential_acquisitions() -> None:
 
 async def test_rate_limiter_does_not_wait_after_a_pause() -> None:
     time = FakeTime(start=100.0)
-    limiter = RateLimiter(1.0, clock=time.clock, sleep=time.sleep)
+    limiter = RateLimiter(1.0, clock=time.as_clock())
     await limiter.acquire()
     time.now += 10.0  # idle for a while
     await limiter.acquire()
@@ -63,7 +64,7 @@ async def test_concurrent_acquirers_get_distinct_slots() -> None:
         waits.append(seconds)  # the clock stands still: all ask at once
         await anyio.lowlevel.checkpoint()
 
-    limiter = RateLimiter(2.0, clock=time.clock, sleep=sleep)
+    limiter = RateLimiter(2.0, clock=Clock(monotonic=time.clock, sleep=sleep))
     async with anyio.create_task_group() as tg:
         for _ in range(4):
             tg.start_soon(limiter.acquire)
@@ -73,7 +74,7 @@ async def test_concurrent_acquirers_get_distinct_slots() -> None:
 @pytest.mark.parametrize("per_second", [None, 0.0])
 async def test_rate_limiter_without_a_rate_never_waits(per_second: float | None) -> None:
     time = FakeTime(start=100.0)
-    limiter = RateLimiter(per_second, clock=time.clock, sleep=time.sleep)
+    limiter = RateLimiter(per_second, clock=time.as_clock())
     for _ in range(100):
         await limiter.acquire()
     assert time.sleeps == []

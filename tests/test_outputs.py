@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner.domain import JobSpec, JobState, SourceLocation
-from runner.ledger.journal import AssetRecord, JobRecord
+from runner.ledger import AssetRecord, JobRecord
 from runner.outdir.files import (
     METADATA_NAME,
     PLAN_NAME,

@@ -65,8 +65,7 @@ async def wait(
         api.get_job,
         "job_1",
         policy=policy,
-        clock=time.clock,
-        sleep=time.sleep,
+        clock=time.as_clock(),
         **kw,  # type: ignore[arg-type]
     )
     return result, time, api
@@ -126,7 +125,7 @@ async def test_deadline_raises_poll_timeout_with_the_last_job() -> None:
     time = FakeTime()
     api = FakeApi(time, ["queued", "in-progress"])
     with pytest.raises(PollTimeout) as caught:
-        await wait_terminal(api.get_job, "job_1", policy=policy, clock=time.clock, sleep=time.sleep)
+        await wait_terminal(api.get_job, "job_1", policy=policy, clock=time.as_clock())
     assert caught.value.last is not None
     assert caught.value.last.raw_status == "in-progress"
     assert caught.value.last.progress == pytest.approx(0.3)
@@ -139,7 +138,7 @@ async def test_deadline_shorter_than_the_first_wait_times_out_without_asking() -
     time = FakeTime()
     api = FakeApi(time, ["success"])
     with pytest.raises(PollTimeout) as caught:
-        await wait_terminal(api.get_job, "job_1", policy=policy, clock=time.clock, sleep=time.sleep)
+        await wait_terminal(api.get_job, "job_1", policy=policy, clock=time.as_clock())
     assert caught.value.last is None
     assert api.asked_at == []
     assert time.sleeps == []
@@ -158,7 +157,7 @@ async def test_a_five_minute_job_costs_about_twenty_polls() -> None:
         calls += 1
         return await get_job(job_id)
 
-    await wait_terminal(counted, "job_1", policy=DEFAULT, clock=time.clock, sleep=time.sleep)
+    await wait_terminal(counted, "job_1", policy=DEFAULT, clock=time.as_clock())
     assert 18 <= calls <= 25
 
 
@@ -169,7 +168,7 @@ async def test_errors_of_get_job_propagate() -> None:
         raise ConnectionError("gone")
 
     with pytest.raises(ConnectionError, match="gone"):
-        await wait_terminal(broken, "job_1", policy=DEFAULT, clock=time.clock, sleep=time.sleep)
+        await wait_terminal(broken, "job_1", policy=DEFAULT, clock=time.as_clock())
 
 
 def test_poll_timeout_message() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from runner.canonical import canonical_json
+from runner.clock import parse_iso
 from runner.domain import RemoteJob, RemoteStatus
 from runner.reconcile.matching import (
     CLOCK_SKEW,
@@ -15,7 +16,6 @@ from runner.reconcile.matching import (
     body_fingerprint,
     listing_start,
     match_intents,
-    parse_ts,
 )
 
 MODEL = "model_kling-v2-1-pro"
@@ -72,8 +72,8 @@ def test_body_fingerprint_is_sha256_of_model_and_canonical_body() -> None:
     ["2025-01-01T12:00:00.000Z", "2025-01-01T12:00:00Z", "2025-01-01T12:00:00+00:00",
      "2025-01-01T14:00:00+02:00"],
 )  # fmt: skip
-def test_parse_ts_accepts_z_and_offsets(text: str) -> None:
-    assert parse_ts(text) == parse_ts("2025-01-01T12:00:00.000Z")
+def test_parse_iso_accepts_z_and_offsets(text: str) -> None:
+    assert parse_iso(text) == parse_iso("2025-01-01T12:00:00.000Z")
 
 
 @pytest.mark.parametrize(

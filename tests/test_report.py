@@ -11,13 +11,27 @@ import pytest
 
 from runner.cli import main
 from runner.domain import JobSpec, JobState, SourceLocation
-from runner.ledger.journal import AssetRecord, JobRecord, JsonlLedger, make_event, replay
+from runner.ledger import (
+    AssetRecord,
+    Downloaded,
+    Event,
+    Finished,
+    Intended,
+    JobRecord,
+    JsonlLedger,
+    Outcome,
+    Rejected,
+    Submitted,
+    load_records,
+)
 from runner.outdir.files import PlannedJob, write_plan
-from runner.views.report import excerpt, human_bytes, render_report, report_rows, summarize
+from runner.views import JobView, excerpt, human_bytes, job_views, render_report, summarize
 
 V21 = "model_kling-v2-1-pro"
 V3 = "model_kling-v3-t2v-4k"
+MOTION = "model_kling-v2-6-motion-control"
 SHA = "ab" * 32
+NOWHERE = Path("/nonexistent-kling-batch-run")  # no file is on disk: only `next` cares
 
 
 def asset(asset_id: str, path: str, size: int = 1000) -> AssetRecord:
@@ -49,32 +63,25 @@ RECORDS = {
 }  # fmt: skip
 
 
+def views(plan: list[PlannedJob], records: dict[str, JobRecord]) -> list[JobView]:
+    return job_views(NOWHERE, plan, records)
+
+
+def render(plan: list[PlannedJob], records: dict[str, JobRecord], **kw: Any) -> str:
+    return render_report(views(plan, records), **kw)
+
+
 # --- rows and totals ------------------------------------------------------------------------
 
 
-def test_rows_follow_the_plan_then_ledger_only_jobs() -> None:
-    rows = report_rows(PLAN, RECORDS)
-    assert [(r.id, r.state, r.model) for r in rows] == [
-        ("ok", JobState.SUCCEEDED, V21),
-        ("two", JobState.SUCCEEDED, V3),
-        ("bad", JobState.FAILED, V21),
-        ("later", JobState.PENDING, V3),  # never submitted
-        ("gone", JobState.CANCELED, V3),
-    ]
-    later = rows[3]
-    assert (later.job_id, later.attempts, later.cost, later.assets) == (None, 0, 0.0, ())
-    assert rows[2].attempts == 2
-
-
-def test_a_row_shows_the_model_and_prompt_that_ran() -> None:
-    plan = [PlannedJob("j", V3, {"prompt": "edited since"})]
-    records = {"j": rec("j", JobState.RUNNING, model=V21, params={"prompt": "as sent"})}
-    row = report_rows(plan, records)[0]
-    assert (row.model, row.prompt) == (V21, "as sent")
+def test_the_report_shows_the_jobs_in_plan_order_then_ledger_only_ones() -> None:
+    text = "".join(parse(render(PLAN, RECORDS)).text)
+    positions = [text.index(f"job_{job}") for job in ("ok", "two", "bad", "gone")]
+    assert positions == sorted(positions)
 
 
 def test_summary_counts_cost_files_bytes_and_seconds() -> None:
-    s = summarize(report_rows(PLAN, RECORDS))
+    s = summarize(views(PLAN, RECORDS))
     assert s.jobs == 5
     assert s.per_state == {"pending": 1, "submitted": 0, "running": 0, "succeeded": 2,
                            "failed": 1, "canceled": 1}  # fmt: skip
@@ -87,21 +94,29 @@ def test_summary_counts_cost_files_bytes_and_seconds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("params", "seconds", "unknown"),
+    ("model", "params", "seconds", "unknown"),
     [
-        ({"duration": "10"}, 10, 0),
-        ({"duration": 5}, 5, 0),
-        ({}, 0, 1),  # motion control: the driving video decides
-        ({"duration": "5.5"}, 0, 1),
+        (V21, {"duration": "10"}, 10, 0),
+        (V21, {"duration": 5}, 5, 0),
+        (V21, {}, 5, 0),  # no duration: the schema's default, as `plan` counts it
+        (MOTION, {}, 0, 1),  # motion control: the driving video decides
+        (V21, {"duration": "5.5"}, 0, 1),
     ],
 )
 def test_seconds_of_video_of_succeeded_jobs(
-    params: dict[str, Any], seconds: int, unknown: int
+    model: str, params: dict[str, Any], seconds: int, unknown: int
 ) -> None:
-    records = {"j": rec("j", JobState.SUCCEEDED, params=params),
+    records = {"j": rec("j", JobState.SUCCEEDED, model=model, params=params),
                "f": rec("f", JobState.FAILED, params={"duration": "10"})}  # fmt: skip
-    s = summarize(report_rows([], records))
+    s = summarize(views([], records))
     assert (s.seconds, s.unknown_seconds) == (seconds, unknown)
+
+
+def test_a_planned_job_without_duration_counts_the_schema_default() -> None:
+    plan = [PlannedJob("j", V21, {"prompt": "p"})]
+    records = {"j": rec("j", JobState.SUCCEEDED, params={"prompt": "p"})}
+    assert summarize(views(plan, records)).seconds == 5
+    assert "5 s" in " ".join(parse(render(plan, records)).text)
 
 
 def test_summary_of_nothing() -> None:
@@ -163,7 +178,7 @@ def parse(page: str) -> PageParser:
 
 
 def test_page_is_self_contained() -> None:
-    page = render_report(PLAN, RECORDS)
+    page = render(PLAN, RECORDS)
     parsed = parse(page)
     assert page.startswith("<!DOCTYPE html>")
     assert parsed.of("script") == []
@@ -176,7 +191,7 @@ def test_page_is_self_contained() -> None:
 
 
 def test_video_tags_only_for_downloaded_files() -> None:
-    videos = parse(render_report(PLAN, RECORDS)).of("video")
+    videos = parse(render(PLAN, RECORDS)).of("video")
     assert [v["src"] for v in videos] == ["videos/ok.mp4", "videos/two_1.mp4", "videos/two_2.mp4"]
     for video in videos:
         assert "controls" in video
@@ -185,12 +200,12 @@ def test_video_tags_only_for_downloaded_files() -> None:
 
 def test_a_succeeded_job_whose_file_is_not_downloaded_has_no_video() -> None:
     records = {"j": rec("j", JobState.SUCCEEDED, asset_ids=("a1",))}
-    assert parse(render_report([], records)).of("video") == []
+    assert parse(render([], records)).of("video") == []
 
 
 def test_video_paths_are_url_encoded_and_relative() -> None:
     records = {"j": rec("j", JobState.SUCCEEDED, assets=(asset("a", "videos/a b#1.mp4"),))}
-    videos = parse(render_report([], records)).of("video")
+    videos = parse(render([], records)).of("video")
     assert videos[0]["src"] == "videos/a%20b%231.mp4"
 
 
@@ -202,11 +217,11 @@ def test_user_text_is_escaped_everywhere() -> None:
         "evil": rec("evil", JobState.FAILED, params={"prompt": HOSTILE}, error=HOSTILE,
                     hint=HOSTILE, job_id=HOSTILE, model=HOSTILE),
     }  # fmt: skip
-    page = render_report([], records, title=HOSTILE, generated_at=HOSTILE)
+    page = render([], records, title=HOSTILE, generated_at=HOSTILE)
     parsed = parse(page)
     benign = {"evil": rec("evil", JobState.FAILED, params={"prompt": "x"}, error="x", hint="x",
                           job_id="x", model="x")}  # fmt: skip
-    same_shape = parse(render_report([], benign, title="x", generated_at="x"))
+    same_shape = parse(render([], benign, title="x", generated_at="x"))
     assert [t for t, _ in parsed.tags] == [t for t, _ in same_shape.tags]  # no injected tag
     assert "<script>" not in page
     assert HOSTILE in "".join(parsed.text)  # shown as text, intact
@@ -217,14 +232,14 @@ def test_user_text_is_escaped_everywhere() -> None:
 def test_long_prompt_is_cut_in_the_table_and_whole_in_the_tooltip() -> None:
     prompt = "word " * 100
     records = {"j": rec("j", JobState.PENDING, params={"prompt": prompt}, job_id=None)}
-    parsed = parse(render_report([], records))
+    parsed = parse(render([], records))
     assert prompt in [a.get("title") for a in parsed.of("span")]
     assert excerpt(prompt) in parsed.text
     assert prompt.strip() not in "".join(parsed.text)
 
 
 def test_page_shows_counts_cost_and_every_job() -> None:
-    text = " ".join(parse(render_report(PLAN, RECORDS, generated_at="2025-01-01T00:00Z")).text)
+    text = " ".join(parse(render(PLAN, RECORDS, generated_at="2025-01-01T00:00Z")).text)
     for needle in ("34.5", "CU spent", "15 s", "4.0 KiB", "2025-01-01T00:00Z",
                    "content policy", "reword the prompt", "job_two", V21, V3):  # fmt: skip
         assert needle in text, needle
@@ -233,7 +248,7 @@ def test_page_shows_counts_cost_and_every_job() -> None:
 
 
 def test_per_model_table_rows() -> None:
-    page = render_report(PLAN, RECORDS)
+    page = render(PLAN, RECORDS)
     rows = re.findall(r"<tr><td><code>(model_[^<]+)</code></td>(.*?)</tr>", page)
     cells = {model: re.findall(r'<td class="n">([^<]*)</td>', rest) for model, rest in rows}
     # columns: pending submitted running succeeded failed canceled | jobs | CU
@@ -242,7 +257,7 @@ def test_per_model_table_rows() -> None:
 
 
 def test_an_empty_run_renders() -> None:
-    parsed = parse(render_report([], {}))
+    parsed = parse(render([], {}))
     assert parsed.of("video") == []
     assert "0 job(s)" in "".join(parsed.text)
 
@@ -258,17 +273,16 @@ def build_run(directory: Path) -> None:
     ]
     write_plan(directory, specs)
     ts = "2025-01-01T12:00:00.000Z"
-    events = [
-        make_event("ok", "intent", ts=ts, attempt=1, model=V21, params=PLAN[0].params,
-                   body=PLAN[0].params),
-        make_event("ok", "submitted", ts=ts, jobId="job_ok", model=V21, attempt=1, cost=10),
-        make_event("ok", "succeeded", ts=ts, jobId="job_ok", status="success",
-                   assetIds=["asset_ok"]),
-        make_event("ok", "downloaded", ts=ts, assetId="asset_ok", path="videos/ok.mp4",
-                   sha256=SHA, bytes=4),
-        make_event("bad", "intent", ts=ts, attempt=1, model=V21, params=PLAN[2].params,
-                   body=PLAN[2].params),
-        make_event("bad", "rejected", ts=ts, attempt=1, error="<422> duration", status=422),
+    ok, bad = PLAN[0].params, PLAN[2].params
+    events: list[Event] = [
+        Intended(job="ok", ts=ts, attempt=1, model=V21, params=ok, body=ok, fingerprint="f1"),
+        Submitted(job="ok", ts=ts, job_id="job_ok", model=V21, attempt=1, cost=10.0),
+        Finished(job="ok", ts=ts, outcome=Outcome.SUCCEEDED, job_id="job_ok", status="success",
+                 asset_ids=("asset_ok",)),
+        Downloaded(job="ok", ts=ts, asset_id="asset_ok", path="videos/ok.mp4", sha256=SHA,
+                   bytes=4),
+        Intended(job="bad", ts=ts, attempt=1, model=V21, params=bad, body=bad, fingerprint="f2"),
+        Rejected(job="bad", ts=ts, attempt=1, error="<422> duration", status="422"),
     ]  # fmt: skip
     ledger = JsonlLedger(directory)
     ledger.write_batch(events)
@@ -288,7 +302,7 @@ def test_report_command_writes_the_page_and_prints_its_path(
     parsed = parse(page)
     assert [v["src"] for v in parsed.of("video")] == ["videos/ok.mp4"]
     assert "&lt;422&gt; duration" in page
-    records = replay(JsonlLedger(tmp_path).read_events())
+    records = load_records(tmp_path)
     assert records["bad"].state is JobState.FAILED
     text = "".join(parsed.text)
     assert "later" in text and "two" in text  # planned, never submitted

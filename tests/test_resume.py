@@ -8,7 +8,7 @@ import pytest
 
 from runner.batch.resume import Action, changed_fields, decide
 from runner.domain import JobState
-from runner.ledger.journal import AssetRecord, JobRecord
+from runner.ledger import AssetRecord, JobRecord
 
 MODEL = "model_kling-v2-1-pro"
 PARAMS: dict[str, Any] = {"prompt": "A knight walks through fog", "duration": "5"}

@@ -24,7 +24,7 @@ from engine_helpers import (
 )
 
 from runner.cli import main
-from runner.ledger.journal import JsonlLedger
+from runner.ledger import Downloaded, JsonlLedger
 from runner.simulator import Simulator
 
 pytestmark = pytest.mark.usefixtures("api_credentials")
@@ -344,4 +344,4 @@ def test_resume_tolerates_a_torn_last_ledger_line(tmp_path: Path) -> None:
     torn = [line for line in lines if line.endswith(b'"eve')]
     assert len(torn) == 1  # kept as it was, on its own line
     events = list(JsonlLedger(out).read_events())  # the reader resume uses
-    assert events[-1]["event"] == "downloaded" and events[-1]["job"] == "clip-001"
+    assert isinstance(events[-1], Downloaded) and events[-1].job == "clip-001"

@@ -16,12 +16,11 @@ import base64
 import hashlib
 import mimetypes
 import random as _random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-import anyio
 
 from runner.api.auth import Credentials, credentials_from_env, ensure_anonymous_session
 from runner.api.backoff import Pacer, RetryPolicy
@@ -40,6 +39,7 @@ from runner.api.wire import (
     parse_upload_state,
     parse_upload_ticket,
 )
+from runner.clock import REAL_CLOCK, Clock
 from runner.domain import RemoteAsset, RemoteJob, Submission
 from runner.errors import OutcomeUnknownError, PermanentApiError
 
@@ -115,19 +115,20 @@ class ScenarioClient:
         *,
         policy: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so sharing it is safe
         pacer: Pacer | None = None,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        clock: Clock = REAL_CLOCK,
         random: Callable[[], float] = _random.random,
         request_timeout: float = 60.0,
         connect_timeout: float = 5.0,
     ) -> None:
         settings = TransportSettings(
             policy=policy,
-            pacer=pacer if pacer is not None else Pacer(),
-            sleep=sleep,
+            pacer=pacer if pacer is not None else Pacer(clock.monotonic),
+            clock=clock,
             random=random,
             request_timeout=request_timeout,
             connect_timeout=connect_timeout,
         )
+        self.clock = clock
         self._transport = ApiTransport(session, base_url, credentials, settings)
         self._label = f"{base_url.rstrip('/')!r}, {credentials!r}"
         # Asset ids belong to a project, and API keys are project-scoped: a short one-way

@@ -17,7 +17,6 @@ import hashlib
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +107,6 @@ async def ready_asset(
     client: ScenarioClient,
     asset_id: str,
     *,
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     poll_interval: float = 1.0,
     max_polls: int = 120,
 ) -> RemoteAsset:
@@ -126,7 +124,7 @@ async def ready_asset(
                     f"url {'present' if asset.url else 'missing'})"
                 )
             return asset
-        await sleep(poll_interval)
+        await client.clock.sleep(poll_interval)
     raise TransientApiError(
         f"asset {asset_id} is still pending after {max_polls} polls — try the download again"
     )
@@ -186,7 +184,6 @@ async def download_asset(
     dest: Path,
     *,
     attempts: int = 5,
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     chunk_size: int = 1 << 16,
     read_timeout: float = 60.0,
     poll_interval: float = 1.0,
@@ -203,7 +200,7 @@ async def download_asset(
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=read_timeout)
     failures: list[_AttemptFailed] = []
     for attempt in range(max(1, attempts)):
-        asset = await ready_asset(client, asset_id, sleep=sleep, poll_interval=poll_interval)
+        asset = await ready_asset(client, asset_id, poll_interval=poll_interval)
         try:
             return await _fetch(session, asset, dest, chunk_size, timeout)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -212,7 +209,7 @@ async def download_asset(
             failures.append(failure)
         log.info("download of %s failed (attempt %d): %s", asset_id, attempt + 1, failures[-1])
         if attempt + 1 < attempts and not failures[-1].expired:
-            await sleep(next_retry_delay(_POLICY, attempt, None, 0.0))
+            await client.clock.sleep(next_retry_delay(_POLICY, attempt, None, 0.0))
     raise _exhausted(asset_id, failures)
 
 

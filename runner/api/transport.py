@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,6 +28,7 @@ from runner.api.failures import (
     final_error,
     retry_allowed,
 )
+from runner.clock import Clock
 
 log = logging.getLogger("runner.api.client")
 
@@ -62,11 +62,11 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class TransportSettings:
-    """What varies per run: backoff policy, shared pause, injected sleep/random, timeouts (s)."""
+    """What varies per run: backoff policy, shared pause, injected clock/random, timeouts (s)."""
 
     policy: RetryPolicy
     pacer: Pacer
-    sleep: Callable[[float], Awaitable[None]]
+    clock: Clock
     random: Callable[[], float]
     request_timeout: float
     connect_timeout: float
@@ -139,7 +139,7 @@ class ApiTransport:
             answer.headers,
             method=method,
             url=where,
-            now=datetime.now(UTC),
+            now=self._s.clock.wall(),
         )
 
     async def _exchange(self, method: str, url: URL, data: bytes | None) -> Answer:
@@ -170,7 +170,7 @@ class ApiTransport:
             # at the top of its next attempt) waits out the same pause.
             self._s.pacer.pause_for(delay)
         else:
-            await self._s.sleep(delay)
+            await self._s.clock.sleep(delay)
 
     async def _wait_for_pacer(self) -> None:
         # Loop because another 429 may extend the pause while we sleep. Bounded, so that an
@@ -179,4 +179,4 @@ class ApiTransport:
             delay = self._s.pacer.delay_now()
             if delay <= 0:
                 return
-            await self._s.sleep(delay)
+            await self._s.clock.sleep(delay)

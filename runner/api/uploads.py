@@ -21,7 +21,6 @@ import logging
 import math
 import mimetypes
 import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +139,6 @@ class AssetUploader:
         session: aiohttp.ClientSession,
         cache_file: Path,
         *,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         poll_interval: float = 0.5,
         max_polls: int = 1200,
     ) -> None:
@@ -148,7 +146,7 @@ class AssetUploader:
         self._client = client
         self._session = session
         self._cache_file = cache_file
-        self._sleep = sleep
+        self._sleep = client.clock.sleep
         self._poll_interval = poll_interval
         self._max_polls = max_polls
         self._entries: dict[str, dict[str, Any]] | None = None

@@ -1,15 +1,25 @@
-"""Limits as small objects: a submit-rate limiter and per-model concurrency limiters.
+"""Admission: which job may go to the API now — worker slots, places in flight under
+`--concurrency` and per-model limits, and the submit rate.
 
-The token bucket's arithmetic is a pure function (`reserve_slot`); the limiter is a thin
-async shell around it with an injected clock and sleep, so tests do not really wait.
+The token bucket's arithmetic is a pure function (`reserve_slot`); the limiters are thin
+async shells with an injected clock, so tests do not really wait. Places are taken only
+through shapes that give them back however the holder ends (cancellation included):
+
+    place = await admission.place(model)     # the model's slot, a place in flight, the rate
+    tg.start_soon(job_task, place)           # no await in between: nothing can be lost
+    ...                                      # in the task: `with place: submit and follow`
+
+`place_at_api` counts a job that is at the API already (past the limits, never waits).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import anyio
+
+from runner.clock import Clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,24 +38,17 @@ def reserve_slot(bucket: Bucket, now: float, interval: float) -> tuple[Bucket, f
 class RateLimiter:
     """At most `per_second` acquisitions per second, evenly spaced (None: unlimited)."""
 
-    def __init__(
-        self,
-        per_second: float | None,
-        *,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-    ) -> None:
+    def __init__(self, per_second: float | None, *, clock: Clock) -> None:
         self._interval = 1.0 / per_second if per_second else 0.0
         self._bucket = Bucket(0.0)
         self._clock = clock
-        self._sleep = sleep
 
     async def acquire(self) -> None:
         if self._interval <= 0:
             return
-        self._bucket, wait = reserve_slot(self._bucket, self._clock(), self._interval)
+        self._bucket, wait = reserve_slot(self._bucket, self._clock.monotonic(), self._interval)
         if wait > 0:
-            await self._sleep(wait)
+            await self._clock.sleep(wait)
 
 
 class Slots:
@@ -85,3 +88,74 @@ class ModelLimiters:
 
     def get(self, model: str) -> Slots | None:
         return self._limiters.get(model)
+
+
+class Admission:
+    """The places of one batch: `concurrency` jobs in flight at the API (per-model limits
+    within it), `workers` tasks in all, and the submit rate."""
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        workers: int,
+        model_limits: Mapping[str, int],
+        rate: RateLimiter,
+    ) -> None:
+        self.in_flight = Slots(concurrency)
+        self.workers = Slots(workers)
+        self.models = ModelLimiters(model_limits)
+        self.rate = rate
+
+    async def place(self, model: str) -> Held:
+        """Wait for a place in flight for a new submission of `model` (its model's slot,
+        a place under `--concurrency`, then the submit rate). Cancelled while waiting,
+        it holds nothing."""
+        taken: list[Slots] = []
+        try:
+            for slots in (self.models.get(model), self.in_flight):
+                if slots is not None:
+                    await slots.acquire()
+                    taken.append(slots)
+            await self.rate.acquire()
+        except BaseException:
+            for slots in taken:
+                slots.release()
+            raise
+        return Held(taken)
+
+    def place_at_api(self, model: str) -> Held:
+        """A place for a job that is at the API already: counted even past the limits."""
+        taken = [s for s in (self.models.get(model), self.in_flight) if s is not None]
+        for slots in taken:
+            slots.force_acquire()
+        return Held(taken)
+
+    async def worker(self) -> Held:
+        """Wait for a worker slot (a task may exist only while it holds one)."""
+        await self.workers.acquire()
+        return Held([self.workers])
+
+    def worker_now(self) -> Held:
+        """A worker slot even past the limit, for jobs already at the API."""
+        self.workers.force_acquire()
+        return Held([self.workers])
+
+
+class Held:
+    """Slots taken together and given back together, once: `with held: ...` in the task
+    that owns them (the taker hands them over without an await in between)."""
+
+    def __init__(self, slots: list[Slots]) -> None:
+        self._slots = slots
+
+    def __enter__(self) -> Held:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        slots, self._slots = self._slots, []
+        for s in slots:
+            s.release()

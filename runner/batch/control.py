@@ -1,15 +1,17 @@
-"""Reasons to stop submitting on purpose, as small pure state objects.
+"""Stopping on purpose: drain, halts, and the failure limit — one object owns them.
 
-A halted run drains (jobs already at the API are still polled and downloaded) and exits 3;
-re-running it resumes.
+`Control` is the only place that decides whether new submissions may start. Progress
+reads it (a snapshot), never the other way round. A halted run drains (jobs already at the
+API are still followed and downloaded) and exits 3; re-running it resumes.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from runner.errors import UsageError
+from runner.errors import AuthError, CreditError, UsageError
 
 
 class HaltReason(enum.Enum):
@@ -20,6 +22,15 @@ class HaltReason(enum.Enum):
     FAILURES = "too many jobs failed"
     BUDGET = "the next job would pass the budget"
     INTERRUPTED = "interrupted"
+
+
+def halt_reason_for(exc: BaseException) -> HaltReason | None:
+    """The halt an API error calls for: bad credentials or no credit stop the batch."""
+    if isinstance(exc, AuthError):
+        return HaltReason.AUTH
+    if isinstance(exc, CreditError):
+        return HaltReason.CREDIT
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,30 +69,55 @@ class FailureLimit:
         return self.percent is not None and total > 0 and failures * 100 >= self.percent * total
 
 
-class Budget:
-    """Creative units: reserve an estimate before each POST, settle with the real cost.
+class Control:
+    """Whether new submissions may start: drained by a signal, halted on purpose.
 
-    `spent` counts what the API reported; `reserved` what is promised to POSTs under way.
-    A reservation is refused when it would take spent + reserved past the limit.
+    `note` receives one line for each halt and drain (the progress display shows them).
+    Failures are counted by `count_failure`, called for each job that reaches `failed`
+    during this run; passing `limit` halts the run.
     """
 
-    def __init__(self, limit: float | None, spent: float = 0.0) -> None:
-        self.limit = limit
-        self.spent = spent
-        self.reserved = 0.0
+    def __init__(
+        self,
+        *,
+        total: int = 0,
+        limit: FailureLimit | None = None,
+        note: Callable[[str], None] = lambda _message: None,
+    ) -> None:
+        self.total = total
+        self.limit = limit or FailureLimit()
+        self.failures = 0
+        self.draining = False
+        self.halt: HaltReason | None = None
+        self._note = note
 
-    def try_reserve(self, estimate: float) -> bool:
-        """Reserve `estimate` CU; False (nothing reserved) when it would pass the limit."""
-        if self.limit is not None and self.spent + self.reserved + estimate > self.limit:
-            return False
-        self.reserved += estimate
-        return True
+    @property
+    def submissions_allowed(self) -> bool:
+        return not self.draining and self.halt is None
 
-    def settle(self, estimate: float, actual: float | None) -> None:
-        """Replace a reservation with the cost the API reported (the estimate if none)."""
-        self.reserved = max(0.0, self.reserved - estimate)
-        self.spent += estimate if actual is None else actual
+    @property
+    def ending(self) -> HaltReason | None:
+        """How the run ends if it ends now: the halt, else INTERRUPTED after a drain."""
+        return self.halt or (HaltReason.INTERRUPTED if self.draining else None)
 
-    def release(self, estimate: float) -> None:
-        """Give back a reservation whose POST created nothing."""
-        self.reserved = max(0.0, self.reserved - estimate)
+    def drain(self) -> None:
+        """No new submissions; jobs in flight are followed to the end."""
+        self.draining = True
+
+    def halt_for(self, reason: HaltReason, detail: str) -> None:
+        """Halt (the first reason wins), with one note saying why."""
+        if self.halt is None:
+            self.halt = reason
+            self._note(f"halting: {reason.value} ({detail})")
+
+    def halt_on(self, exc: BaseException) -> bool:
+        """Halt if `exc` calls for it (`halt_reason_for`); True when it did."""
+        reason = halt_reason_for(exc)
+        if reason is not None:
+            self.halt_for(reason, str(exc))
+        return reason is not None
+
+    def count_failure(self) -> None:
+        self.failures += 1
+        if self.limit.reached(self.failures, self.total):
+            self.halt_for(HaltReason.FAILURES, f"{self.failures} of {self.total} jobs failed")

@@ -1,15 +1,18 @@
-"""Wiring of one `run`: output folder, ledger, decisions, HTTP sessions, scheduler.
+"""A run, assembled: `prepare_run` (lock, records, decisions, files) and `run_batch`.
 
-`prepare_run` does everything that needs no network and may refuse (lock, changed jobs);
-`execute_run` opens the sessions and runs the scheduler. Both take every varying thing as a
-parameter (base URL, credentials, clock, sleep), and only the CLI builds those.
+`prepare_run` does everything that needs no network and may refuse (a locked folder,
+changed jobs, clashing video names): nothing is sent before it has passed. `run_batch`
+opens the HTTP sessions, builds the batch's parts from the options and runs the scheduler;
+the ledger and metadata.jsonl are complete however it ends. Every varying thing (endpoint,
+clock) is a parameter; only the CLI builds them. The defaults of a run are `RunOptions`'s,
+written nowhere else.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,32 +20,38 @@ from typing import Any
 import aiohttp
 import anyio
 
-from runner.api.backoff import Pacer
 from runner.api.client import Credentials, ScenarioClient
+from runner.api.downloads import DownloadedFile, download_asset
 from runner.api.uploads import AssetUploader
-from runner.batch.admission import ModelLimiters, RateLimiter
-from runner.batch.control import Budget, FailureLimit, HaltReason
+from runner.batch.admission import Admission, RateLimiter
+from runner.batch.bodies import request_body
+from runner.batch.book import JobBook, count_failures
+from runner.batch.budget import Budget
+from runner.batch.control import Control, FailureLimit, HaltReason
+from runner.batch.following import Follower
 from runner.batch.pricing import CostEstimator
-from runner.batch.progress import Progress
+from runner.batch.progress import Notes, Progress
 from runner.batch.resume import Action, decide
-from runner.batch.scheduler import PoolConfig, Scheduler, WorkItem
-from runner.batch.submission import FlowConfig, JobFlow, Stop
+from runner.batch.scheduler import Scheduler, WorkItem
+from runner.batch.submission import Submitter
+from runner.clock import Clock
 from runner.domain import JobSpec, JobState
 from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, UsageError
-from runner.ledger.journal import JobRecord, JsonlLedger, LedgerWriter, replay
+from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
 from runner.manifest import Manifest
 from runner.outdir.files import verified_assets, video_name_clashes, write_metadata, write_plan
-from runner.polling.each import PollPolicy
-from runner.polling.listing import ListWatcher
-from runner.reconcile.matching import Reconciler
-from runner.schemas.registry import SchemaRegistry
-
-log = logging.getLogger(__name__)
+from runner.outdir.lock import hold_lock
+from runner.polling import ListWatcher, PollMode, PollPolicy
+from runner.reconcile import Reconciler
+from runner.schemas import SchemaRegistry
 
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
-    """Everything a run needs to know besides the manifest (CLI flags over manifest settings)."""
+    """Everything a run needs to know besides the manifest; the defaults are the product's.
+
+    The CLI layers flags over the manifest's `settings:` over these (`with_overrides`).
+    """
 
     out_dir: Path
     concurrency: int = 8
@@ -50,7 +59,7 @@ class RunOptions:
     submits_per_second: float | None = None
     download_concurrency: int = 4
     poll: PollPolicy = field(default_factory=PollPolicy)
-    poll_mode: str = "list"  # "list": one GET /jobs?updatedAfter=… per interval; "each"
+    poll_mode: PollMode = PollMode.LIST
     settle: float = 30.0
     budget: float | None = None
     max_failures: FailureLimit = field(default_factory=FailureLimit)
@@ -58,6 +67,41 @@ class RunOptions:
     retry_failed: bool = False
     redo_changed: bool = False
     redo_ids: frozenset[str] = frozenset()
+
+    def with_overrides(self, **values: Any) -> RunOptions:
+        """These options with every value that is not None replaced."""
+        return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+# Against the built-in simulator jobs take about a second: poll briskly, settle fast.
+SIMULATED_POLL = PollPolicy(initial=0.2, factor=1.5, maximum=1.0, deadline=600.0)
+SIMULATED_SETTLE = 1.0
+
+
+def default_options(out_dir: Path, *, simulated: bool = False) -> RunOptions:
+    """The defaults of a run into `out_dir` (briskier against the simulator)."""
+    if simulated:
+        return RunOptions(out_dir, poll=SIMULATED_POLL, settle=SIMULATED_SETTLE)
+    return RunOptions(out_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where the API is and who we are there."""
+
+    base_url: str
+    credentials: Credentials
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRun:
+    """A run that passed every check: its folder is locked and its decisions made."""
+
+    manifest: Manifest
+    options: RunOptions
+    items: Sequence[WorkItem]
+    records: Mapping[str, JobRecord]
+    stale_lock_pid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +113,15 @@ class RunResult:
     records: Mapping[str, JobRecord]
 
 
-def plan_items(
+@dataclass(frozen=True, slots=True)
+class Live:
+    """What a running batch exposes: its control (drain, halts) and its progress."""
+
+    control: Control
+    progress: Progress
+
+
+def work_items(
     manifest: Manifest, records: Mapping[str, JobRecord], options: RunOptions
 ) -> list[WorkItem]:
     """The work items of a run; raises UsageError (nothing sent) for changed jobs."""
@@ -103,6 +155,117 @@ def plan_items(
     return items
 
 
+@contextmanager
+def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun]:
+    """Lock the folder, replay its ledger, decide every job, snapshot the plan and make
+    metadata.jsonl whole after a killed run. The lock is held for the block.
+
+    Raises LockedError (another runner holds the folder) or UsageError (changed jobs,
+    clashing names): nothing is sent.
+    """
+    out_dir = options.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with hold_lock(out_dir) as stale:
+        records = load_records(out_dir)
+        items = work_items(manifest, records, options)
+        write_plan(out_dir, manifest.jobs)
+        write_metadata(out_dir, records.values())
+        yield PreparedRun(manifest, options, items, records,
+                          stale.pid if stale is not None else None)
+
+
+def live_state(prepared: PreparedRun, clock: Clock) -> Live:
+    """The control and progress of a prepared run, its jobs counted where they start."""
+    total = len(prepared.items)
+    notes = Notes()
+    control = Control(total=total, limit=prepared.options.max_failures, note=notes.add)
+    progress = Progress(total=total, control=control, clock=clock.monotonic, notes=notes)
+    progress.start(i.record.state if i.record else JobState.PENDING for i in prepared.items)
+    return Live(control, progress)
+
+
+async def run_batch(
+    prepared: PreparedRun, live: Live, *, registry: SchemaRegistry, endpoint: Endpoint,
+    clock: Clock,
+) -> RunResult:
+    """Run the batch; the ledger and metadata.jsonl are complete however it ends."""
+    options = prepared.options
+    ledger = JsonlLedger(options.out_dir)
+    writer = LedgerWriter(ledger)
+    book = JobBook(writer, prepared.records,
+                   (live.progress.observe, count_failures(live.control.count_failure)))
+    try:
+        async with api_sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
+            tg.start_soon(writer.run)
+            client = ScenarioClient(api_session, endpoint.base_url, endpoint.credentials,
+                                    clock=clock)
+            watcher = _watcher(client, options, clock)
+            scheduler = _scheduler(prepared=prepared, live=live, book=book,
+                                   registry=registry, client=client,
+                                   cdn_session=cdn_session, watcher=watcher, clock=clock)
+            if watcher is not None:
+                tg.start_soon(watcher.run)
+            try:
+                await scheduler.run(prepared.items)
+            finally:
+                # After every job task has ended (shielded POSTs included): the writer
+                # drains what they handed over, then returns; the watcher has no one left.
+                writer.close()
+                tg.cancel_scope.cancel()
+    finally:
+        ledger.close()
+        write_metadata(options.out_dir, book.records.values())
+    ending = live.control.ending
+    return RunResult(exit_code_for(prepared.manifest.jobs, book.records, ending), ending,
+                     book.records)
+
+
+def _scheduler(
+    *, prepared: PreparedRun, live: Live, book: JobBook, registry: SchemaRegistry,
+    client: ScenarioClient, cdn_session: aiohttp.ClientSession, watcher: ListWatcher | None,
+    clock: Clock,
+) -> Scheduler:
+    options, note, control = prepared.options, live.progress.note, live.control
+    records = prepared.records.values()
+    claimed = {r.job_id for r in records if r.job_id}
+    claimed.update(j for r in records for j in r.previous_job_ids)
+    uploader = AssetUploader(client, cdn_session, options.out_dir / ".cache" / "assets.json")
+
+    async def make_body(spec: JobSpec) -> dict[str, Any]:
+        return await request_body(spec, registry, uploader)
+
+    async def fetch(asset_id: str, dest: Path) -> DownloadedFile:
+        return await download_asset(client, cdn_session, asset_id, dest)
+
+    submitter = Submitter(
+        book=book, make_body=make_body, generate=client.generate,
+        price=CostEstimator(client) if options.budget is not None else None,
+        budget=Budget(options.budget, sum(r.total_cost for r in records)),
+        reconciler=Reconciler(lambda since: client.list_jobs(created_after=since),
+                              claimed=claimed, settle=options.settle, clock=clock),
+        may_submit=lambda: control.submissions_allowed, note=note, clock=clock,
+    )
+    follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
+                        policy=options.poll, fetch=fetch, out_dir=options.out_dir, note=note,
+                        clock=clock)
+    admission = Admission(
+        concurrency=options.concurrency,
+        workers=options.concurrency + options.download_concurrency,
+        model_limits=options.model_concurrency,
+        rate=RateLimiter(options.submits_per_second, clock=clock),
+    )
+    return Scheduler(admission=admission, submitter=submitter, follower=follower,
+                     control=control, download_concurrency=options.download_concurrency,
+                     auto_retries=options.auto_retries, note=note)
+
+
+def _watcher(client: ScenarioClient, options: RunOptions, clock: Clock) -> ListWatcher | None:
+    if options.poll_mode is not PollMode.LIST:
+        return None
+    return ListWatcher(lambda since: client.list_jobs(updated_after=since), client.get_job,
+                       clock=clock, interval=options.poll.initial)
+
+
 def exit_code_for(
     specs: Sequence[JobSpec], records: Mapping[str, JobRecord], halt: HaltReason | None
 ) -> int:
@@ -116,93 +279,6 @@ def exit_code_for(
         if record is None or not record.all_downloaded:
             return EXIT_JOBS_FAILED
     return EXIT_OK
-
-
-@dataclass
-class RunContext:
-    """The injected shell of a run."""
-
-    base_url: str
-    credentials: Credentials
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
-    stop: Stop = field(default_factory=Stop)
-
-
-def _list_jobs_from(client: ScenarioClient) -> Callable[[str], Any]:
-    def list_since(created_after: str) -> Any:
-        return client.list_jobs(created_after=created_after)
-
-    return list_since
-
-
-async def execute_run(
-    *,
-    manifest: Manifest,
-    registry: SchemaRegistry,
-    items: Sequence[WorkItem],
-    records: Mapping[str, JobRecord],
-    options: RunOptions,
-    ctx: RunContext,
-    progress: Progress,
-) -> RunResult:
-    """Run the batch; the ledger and metadata.jsonl are complete however it ends."""
-    ledger = JsonlLedger(options.out_dir)
-    writer = LedgerWriter(ledger)
-    claimed = {r.job_id for r in records.values() if r.job_id}
-    claimed.update(j for r in records.values() for j in r.previous_job_ids)
-    try:
-        async with api_sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
-            tg.start_soon(writer.run)
-            client = ScenarioClient(api_session, ctx.base_url, ctx.credentials,
-                                    pacer=Pacer(), sleep=ctx.sleep)
-            watcher = _watcher(client, options, ctx)
-            flow = JobFlow(
-                client=client, cdn_session=cdn_session,
-                uploader=AssetUploader(client, cdn_session,
-                                       options.out_dir / ".cache" / "assets.json"),
-                registry=registry, writer=writer,
-                reconciler=Reconciler(_list_jobs_from(client), claimed=claimed,
-                                      settle=options.settle, clock=ctx.clock, sleep=ctx.sleep),
-                budget=Budget(options.budget, sum(r.total_cost for r in records.values())),
-                estimate=CostEstimator(client) if options.budget is not None else None,
-                progress=progress, stop=ctx.stop,
-                config=FlowConfig(options.out_dir, options.poll, options.auto_retries),
-                clock=ctx.clock, sleep=ctx.sleep, watcher=watcher,
-            )
-            scheduler = Scheduler(
-                flow,
-                PoolConfig(options.concurrency, options.download_concurrency,
-                           options.max_failures, options.auto_retries),
-                ModelLimiters(options.model_concurrency),
-                RateLimiter(options.submits_per_second, clock=ctx.clock, sleep=ctx.sleep),
-            )
-            if watcher is not None:
-                tg.start_soon(watcher.run)
-            try:
-                await scheduler.run(items)
-            finally:
-                # After every job task has ended (shielded POSTs included): the writer
-                # drains what they handed over, then returns; the watcher has no one left.
-                writer.close()
-                tg.cancel_scope.cancel()
-    finally:
-        ledger.close()
-        final = replay(JsonlLedger(options.out_dir).read_events())
-        write_metadata(options.out_dir, final.values())
-    halt = ctx.stop.halt or (HaltReason.INTERRUPTED if ctx.stop.draining else None)
-    return RunResult(exit_code_for(manifest.jobs, final, halt), halt, final)
-
-
-def _watcher(client: ScenarioClient, options: RunOptions, ctx: RunContext) -> ListWatcher | None:
-    if options.poll_mode != "list":
-        return None
-
-    def list_updated(since: str) -> Any:
-        return client.list_jobs(updated_after=since)
-
-    return ListWatcher(list_updated, client.get_job, clock=ctx.clock, sleep=ctx.sleep,
-                       interval=options.poll.initial)
 
 
 class api_sessions:
@@ -220,23 +296,3 @@ class api_sessions:
         with anyio.CancelScope(shield=True):
             await self._api.close()
             await self._cdn.close()
-
-
-def load_records(out_dir: Path) -> dict[str, JobRecord]:
-    """Replay the folder's ledger (empty for a new folder)."""
-    return replay(JsonlLedger(out_dir).read_events())
-
-
-def start_run_files(out_dir: Path, manifest: Manifest, records: Mapping[str, JobRecord]) -> None:
-    """Snapshot the plan, and make metadata.jsonl whole after a killed run."""
-    write_plan(out_dir, manifest.jobs)
-    write_metadata(out_dir, records.values())
-
-
-def state_counts(records: Mapping[str, JobRecord], specs: Sequence[JobSpec]) -> dict[str, int]:
-    """Jobs per state for the manifest's jobs."""
-    counts = {s.value: 0 for s in JobState}
-    for spec in specs:
-        record = records.get(spec.id)
-        counts[(record.state if record else JobState.PENDING).value] += 1
-    return counts

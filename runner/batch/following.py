@@ -1,99 +1,143 @@
-"""Following a submitted job to its end, and fetching what it made.
+"""Following one job after its POST: to a terminal status (by listing or by its own GETs),
+then downloading every asset it produced.
 
-Functions over a batch's `JobFlow` (its client, ledger writer, progress and limits): poll
-(or wait on the batch's listing) until a terminal status, record it, then download and
-verify every asset. Outcomes are ledger records; only auth/credit failures halt the run.
+Every outcome is a ledger record and a frozen `FollowOutcome`. A job that does not end
+within its deadline is recorded `timed-out`, one the API cannot be asked about
+`poll-failed`: both stay in flight at the API, are not failures, and are polled again by
+the next run. Auth/credit failures come back as a halt for the scheduler to apply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
-from runner.api.downloads import download_asset
-from runner.batch.control import HaltReason
-from runner.batch.submission import JobFlow
+from runner.api.downloads import DownloadedFile
+from runner.batch.book import JobBook
+from runner.batch.control import HaltReason, halt_reason_for
+from runner.clock import Clock
 from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
-from runner.errors import ApiError, AuthError, CreditError, TransientApiError
+from runner.errors import ApiError, TransientApiError
+from runner.ledger import (
+    Downloaded,
+    DownloadFailed,
+    Finished,
+    Outcome,
+    PollFailed,
+    Running,
+    TimedOut,
+)
 from runner.outdir.files import video_relpath
-from runner.polling.each import PollTimeout, wait_terminal
+from runner.polling import ListWatcher, PollPolicy, PollTimeout, wait_terminal
 
 
-async def follow(flow: JobFlow, spec: JobSpec, job_id: str) -> RemoteJob | None:
-    """Poll until terminal and record the outcome; None when it timed out or the API
-    could not be asked."""
-    async def on_update(job: RemoteJob) -> None:
-        if job.status in _RUNNING and flow.states.get(spec.id) is JobState.SUBMITTED:
-            await flow.record(spec.id, "running", jobId=job_id, status=job.raw_status)
-            flow.set_state(spec.id, JobState.RUNNING)
+@dataclass(frozen=True, slots=True)
+class FollowOutcome:
+    """The job's terminal state, or None when it was not followed to the end (timed out,
+    not pollable, or a halt)."""
 
-    try:
-        final = await _poll(flow, job_id, on_update)
-    except PollTimeout:
-        await flow.record(spec.id, "timed-out", jobId=job_id,
-                          error=f"no terminal status within {flow.config.poll.deadline:g}s")
-        flow.set_state(spec.id, JobState.FAILED)
-        return None
-    except (AuthError, CreditError) as exc:
-        flow.halt(HaltReason.AUTH if isinstance(exc, AuthError) else HaltReason.CREDIT,
-                  str(exc))
-        return None
-    except ApiError as exc:
-        await flow.record(spec.id, "timed-out", jobId=job_id, error=f"polling failed: {exc}")
-        flow.set_state(spec.id, JobState.FAILED)
-        return None
-    await _terminal(flow, spec, final)
-    return final
+    final: RemoteJob | None
+    halt: HaltReason | None = None
+    detail: str = ""
 
-async def _poll(
-    flow: JobFlow, job_id: str, on_update: Callable[[RemoteJob], Awaitable[None]]
-) -> RemoteJob:
-    if flow.watcher is None:
-        return await wait_terminal(flow.client.get_job, job_id, policy=flow.config.poll,
-                                   clock=flow.clock, sleep=flow.sleep, on_update=on_update)
-    # One direct look first: a resumed job may have ended long before the listing's
-    # window, and a fast one before it was registered.
-    try:
-        job = await flow.client.get_job(job_id)
-    except TransientApiError:
-        pass  # an outage: the listing (and its own fallback GETs) will tell
-    else:
-        await on_update(job)
-        if job.status.terminal:
-            return job
-    return await flow.watcher.wait(job_id, deadline=flow.config.poll.deadline,
-                                   on_update=on_update)
 
-async def _terminal(flow: JobFlow, spec: JobSpec, job: RemoteJob) -> None:
-    event, state = _TERMINAL_EVENTS[job.status]
-    await flow.record(spec.id, event, jobId=job.job_id, status=job.raw_status,
-                      error=job.error, hint=job.hint, assetIds=list(job.asset_ids) or None)
-    flow.set_state(spec.id, state)
+class Follower:
+    """Follows jobs of one batch and downloads their files."""
 
-async def download_all(flow: JobFlow, spec: JobSpec, asset_ids: tuple[str, ...],
-                       have: frozenset[str] = frozenset()) -> bool:
-    """Fetch every asset not in `have`; True when all files are in place and verified."""
-    ok = True
-    for index, asset_id in enumerate(asset_ids):
-        if asset_id in have:
-            continue
-        rel = video_relpath(spec.id, index, len(asset_ids))
+    def __init__(
+        self,
+        *,
+        book: JobBook,
+        get_job: Callable[[str], Awaitable[RemoteJob]],
+        watcher: ListWatcher | None,
+        policy: PollPolicy,
+        fetch: Callable[[str, Path], Awaitable[DownloadedFile]],
+        out_dir: Path,
+        note: Callable[[str], None],
+        clock: Clock,
+    ) -> None:
+        self._book = book
+        self._get_job = get_job
+        self._watcher = watcher
+        self._policy = policy
+        self._fetch = fetch
+        self._out_dir = out_dir
+        self._note = note
+        self._clock = clock
+
+    async def follow(self, spec: JobSpec, job_id: str) -> FollowOutcome:
+        """Poll until terminal and record the outcome."""
+
+        async def on_update(job: RemoteJob) -> None:
+            if job.status in _RUNNING and self._book.state(spec.id) is JobState.SUBMITTED:
+                await self._book.record(Running(job=spec.id, job_id=job_id,
+                                                status=job.raw_status))
+
         try:
-            got = await download_asset(flow.client, flow.cdn_session, asset_id,
-                                       flow.config.out_dir / rel, sleep=flow.sleep)
+            final = await self._poll(job_id, on_update)
+        except PollTimeout:
+            await self._book.record(TimedOut(
+                job=spec.id, job_id=job_id,
+                error=f"no terminal status within {self._policy.deadline:g}s"))
+            return FollowOutcome(None)
         except ApiError as exc:
-            ok = False
-            await flow.record(spec.id, "download-failed", assetId=asset_id, error=str(exc))
-            flow.progress.note(f"{spec.id}: download of {asset_id} failed: {exc}")
-            continue
-        await flow.record(spec.id, "downloaded", assetId=asset_id, path=rel,
-                          sha256=got.sha256, bytes=got.bytes)
-        flow.progress.downloaded += 1
-    return ok
+            reason = halt_reason_for(exc)
+            if reason is not None:
+                return FollowOutcome(None, reason, str(exc))
+            await self._book.record(PollFailed(job=spec.id, job_id=job_id,
+                                               error=f"polling failed: {exc}"))
+            return FollowOutcome(None)
+        await self._book.record(Finished(
+            job=spec.id, outcome=_OUTCOMES[final.status], job_id=final.job_id,
+            status=final.raw_status, error=final.error, hint=final.hint,
+            asset_ids=tuple(final.asset_ids)))
+        return FollowOutcome(final)
+
+    async def _poll(
+        self, job_id: str, on_update: Callable[[RemoteJob], Awaitable[None]]
+    ) -> RemoteJob:
+        if self._watcher is None:
+            return await wait_terminal(self._get_job, job_id, policy=self._policy,
+                                       clock=self._clock, on_update=on_update)
+        # One direct look first: a resumed job may have ended long before the listing's
+        # window, and a fast one before it was registered.
+        try:
+            job = await self._get_job(job_id)
+        except TransientApiError:
+            pass  # an outage: the listing (and its own fallback GETs) will tell
+        else:
+            await on_update(job)
+            if job.status.terminal:
+                return job
+        return await self._watcher.wait(job_id, deadline=self._policy.deadline,
+                                        on_update=on_update)
+
+    async def download(
+        self, spec: JobSpec, asset_ids: tuple[str, ...], have: frozenset[str] = frozenset()
+    ) -> bool:
+        """Fetch every asset not in `have`; True when all files are in place and verified."""
+        ok = True
+        for index, asset_id in enumerate(asset_ids):
+            if asset_id in have:
+                continue
+            rel = video_relpath(spec.id, index, len(asset_ids))
+            try:
+                got = await self._fetch(asset_id, self._out_dir / rel)
+            except ApiError as exc:
+                ok = False
+                await self._book.record(DownloadFailed(job=spec.id, asset_id=asset_id,
+                                                       error=str(exc)))
+                self._note(f"{spec.id}: download of {asset_id} failed: {exc}")
+                continue
+            await self._book.record(Downloaded(job=spec.id, asset_id=asset_id, path=rel,
+                                               sha256=got.sha256, bytes=got.bytes))
+        return ok
 
 
 _RUNNING = frozenset({RemoteStatus.WARMING_UP, RemoteStatus.IN_PROGRESS, RemoteStatus.FINALIZING})
-_TERMINAL_EVENTS = {
-    RemoteStatus.SUCCESS: ("succeeded", JobState.SUCCEEDED),
-    RemoteStatus.FAILURE: ("failed", JobState.FAILED),
-    RemoteStatus.CANCELED: ("canceled", JobState.CANCELED),
+_OUTCOMES = {
+    RemoteStatus.SUCCESS: Outcome.SUCCEEDED,
+    RemoteStatus.FAILURE: Outcome.FAILED,
+    RemoteStatus.CANCELED: Outcome.CANCELED,
 }

@@ -1,16 +1,20 @@
-"""What a running batch reports about itself: counters in the shell, summaries as pure functions.
+"""What a running batch reports about itself: counters drawn from job transitions, and
+summaries as pure functions.
 
-The scheduler updates a `Progress`; the CLI takes `snapshot()`s and renders them (a live
-display on a terminal, plain periodic lines otherwise) with `progress_line`.
+The job book hands every transition to `Progress.observe`; the CLI takes `snapshot()`s and
+renders them (a live display on a terminal, plain periodic lines otherwise) with
+`progress_line`.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
+from runner.batch.control import Control
 from runner.domain import JobState
+from runner.ledger import Downloaded, Event, JobRecord, PollFailed, Submitted, TimedOut
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,67 +28,94 @@ class Snapshot:
     failures: int
     adopted: int
     downloaded: int
+    unfollowed: int
     cost: float
     draining: bool
     halt: str | None
     elapsed: float
 
 
-@dataclass
+class Notes:
+    """Lines worth showing once (adoptions, halts, drain), for whichever display runs."""
+
+    def __init__(self) -> None:
+        self.messages: deque[str] = deque(maxlen=50)
+        self.total = 0
+        self.shown = 0  # how many notes a display has printed
+
+    def add(self, message: str) -> None:
+        self.messages.append(message)
+        self.total += 1
+
+    def unshown(self) -> list[str]:
+        """Notes no display has printed yet (oldest first), now marked as shown."""
+        fresh = min(self.total - self.shown, len(self.messages))
+        self.shown = self.total
+        return list(self.messages)[len(self.messages) - fresh:] if fresh > 0 else []
+
+
 class Progress:
-    """Mutable counters the scheduler updates (one event loop: no locking needed)."""
+    """Counters drawn from the job transitions the book reports (one event loop: no locks).
 
-    total: int
-    clock: Callable[[], float]
-    states: Counter[str] = field(default_factory=Counter)
-    failures: int = 0
-    adopted: int = 0
-    downloaded: int = 0
-    cost: float = 0.0
-    draining: bool = False
-    halt: str | None = None
-    messages: deque[str] = field(default_factory=lambda: deque(maxlen=50))
-    notes_total: int = 0
-    notes_shown: int = 0  # how many notes a display has printed
-    _started: float = 0.0
-    _done_times: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+    Display only: what decides (halts, drain, the failure count) is the `Control`, which
+    the snapshot reads.
+    """
 
-    def __post_init__(self) -> None:
-        self._started = self.clock()
+    def __init__(
+        self, *, total: int, control: Control, clock: Callable[[], float],
+        notes: Notes | None = None,
+    ) -> None:
+        self.total = total
+        self.notes = notes or Notes()
+        self.control = control
+        self.clock = clock
+        self.states: Counter[str] = Counter()
+        self.adopted = 0
+        self.downloaded = 0
+        self.unfollowed = 0
+        self.cost = 0.0
+        self._started = clock()
+        self._done_times: deque[float] = deque(maxlen=200)
 
-    def move(self, old: JobState | None, new: JobState) -> None:
-        """A job changed state; terminal states reached in this run count as completions
-        (and failures), not the states jobs start the run in."""
-        if old is not None:
-            self.states[old.value] -= 1
-        self.states[new.value] += 1
-        if old is None or old == new:
-            return  # where a job starts this run (done or failed before) is not news
-        if new in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED):
-            self._done_times.append(self.clock())
-        if new is JobState.FAILED:
-            self.failures += 1
+    def start(self, states: Iterable[JobState]) -> None:
+        """Where the run's jobs start (done or failed before is not news)."""
+        self.states.update(s.value for s in states)
+
+    def observe(self, old: JobRecord | None, new: JobRecord, event: Event) -> None:
+        """One transition of the book: move the job's count; count what the event says."""
+        before = old.state if old is not None else JobState.PENDING
+        if before is not new.state:
+            self.states[before.value] -= 1
+            self.states[new.state.value] += 1
+            if new.state in _FINISHED:
+                self._done_times.append(self.clock())
+        if isinstance(event, Submitted):
+            self.cost += event.cost or 0.0
+            self.adopted += event.reconciled
+        elif isinstance(event, Downloaded):
+            self.downloaded += 1
+        elif isinstance(event, TimedOut | PollFailed):
+            self.unfollowed += 1
 
     def note(self, message: str) -> None:
         """A line worth showing once (adoptions, halts, drain)."""
-        self.messages.append(message)
-        self.notes_total += 1
+        self.notes.add(message)
 
     def unshown_notes(self) -> list[str]:
         """Notes no display has printed yet (oldest first), now marked as shown."""
-        fresh = min(self.notes_total - self.notes_shown, len(self.messages))
-        self.notes_shown = self.notes_total
-        return list(self.messages)[len(self.messages) - fresh:] if fresh > 0 else []
+        return self.notes.unshown()
 
     def snapshot(self) -> Snapshot:
         now = self.clock()
         rate = completion_rate(list(self._done_times), now)
         done = sum(self.states[s.value] for s in _FINISHED)
+        halt = self.control.halt
         return Snapshot(
             total=self.total, states=dict(self.states), completions_per_minute=rate * 60,
-            eta_seconds=eta(self.total - done, rate), failures=self.failures,
-            adopted=self.adopted, downloaded=self.downloaded, cost=self.cost,
-            draining=self.draining, halt=self.halt, elapsed=now - self._started,
+            eta_seconds=eta(self.total - done, rate), failures=self.control.failures,
+            adopted=self.adopted, downloaded=self.downloaded, unfollowed=self.unfollowed,
+            cost=self.cost, draining=self.control.draining,
+            halt=halt.value if halt is not None else None, elapsed=now - self._started,
         )
 
 
@@ -129,6 +160,8 @@ def progress_line(snap: Snapshot) -> str:
     )
     if snap.adopted:
         line += f" | adopted {snap.adopted}"
+    if snap.unfollowed:
+        line += f" | timed out {snap.unfollowed} (polled again next run)"
     if snap.cost:
         line += f" | {snap.cost:g} CU"
     if snap.halt:

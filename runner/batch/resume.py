@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.domain import JobState
-from runner.ledger.journal import JobRecord
+from runner.ledger import JobRecord
 
 
 class Action(enum.Enum):

@@ -1,55 +1,62 @@
-"""One job's way through the API: upload its files, submit, follow, download.
-
-`JobFlow` holds the shared services of a batch (client, uploader, ledger writer, limits,
-budget, reconciler) and runs one job at a time per call; the scheduler decides which jobs
-run and how many at once. Every outcome becomes a ledger record; only bugs, ledger I/O
-failures and cancellation propagate.
+"""Submitting one job: its body, its price, the intent, the POST, and reconciliation of a
+lost answer. The submitter owns attempt numbers (one past the job's last intent).
 
 Money is spent at the generate POST, so the order here is fixed: the `intent` record is
-durable before the request leaves; the jobId is recorded the moment it arrives; a POST whose
-answer was lost is reconciled against the job list before anything is posted again.
+durable before the request leaves; the jobId is recorded the moment it arrives (the POST and
+that record are shielded from cancellation); a POST whose answer was lost is reconciled
+against the job list before anything is posted again. Every outcome is a ledger record and
+a frozen `SubmitOutcome`; whether to halt is the scheduler's decision, from the outcome.
 """
 
 from __future__ import annotations
 
 import enum
-import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import anyio
 
-from runner.api.client import ScenarioClient
-from runner.api.uploads import AssetUploader
-from runner.batch.bodies import request_body
-from runner.batch.control import Budget, HaltReason
-from runner.batch.progress import Progress
+from runner.batch.book import JobBook
+from runner.batch.budget import Budget, OverBudget, Reservation
+from runner.batch.control import HaltReason, halt_reason_for
 from runner.canonical import canonical_json
-from runner.domain import JobSpec, JobState, RemoteJob
+from runner.clock import Clock
+from runner.domain import JobSpec, RemoteJob, Submission
 from runner.errors import (
     ApiError,
-    AuthError,
-    CreditError,
     OutcomeUnknownError,
     PermanentApiError,
     TransientApiError,
     UsageError,
 )
-from runner.ledger.journal import LedgerWriter, make_event, utc_now_iso
-from runner.polling.each import PollPolicy
-from runner.polling.listing import ListWatcher
-from runner.reconcile.matching import Intent, Reconciler, body_fingerprint
-from runner.schemas.registry import SchemaRegistry
-
-log = logging.getLogger(__name__)
+from runner.ledger import (
+    Intended,
+    JobRecord,
+    NotSubmitted,
+    OutcomeLost,
+    Rejected,
+    Submitted,
+)
+from runner.reconcile import Held, Intent, Reconciler, ambiguous_intents, body_fingerprint
 
 # How many times one job may be re-posted after reconciliation found nothing.
 MAX_REPOSTS = 3
 # Pauses (seconds) between attempts to read the job list after a lost answer.
 RECONCILE_PAUSES = (5.0, 15.0, 30.0, 60.0, 120.0)
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    """How a submission ended: the jobId the job now has, or None (nothing created, or
+    created-maybe and left for the next run to reconcile); `halt` when the cause of a
+    refusal calls for stopping the batch, with `detail` saying why."""
+
+    job_id: str | None = None
+    halt: HaltReason | None = None
+    detail: str = ""
 
 
 class _Repost(enum.Enum):
@@ -58,231 +65,207 @@ class _Repost(enum.Enum):
     REPOST = "repost"
 
 
-class Stop:
-    """Whether new submissions may start: cleared by a drain (signal) or a halt."""
-
-    def __init__(self) -> None:
-        self.draining = False
-        self.halt: HaltReason | None = None
-
-    @property
-    def submissions_allowed(self) -> bool:
-        return not self.draining and self.halt is None
-
-
 @dataclass(frozen=True, slots=True)
-class FlowConfig:
-    """What varies per run for a job's flow."""
+class Reattached:
+    """A lost POST from an earlier run, looked for: adopted, to post again, or unsure."""
 
-    out_dir: Path
-    poll: PollPolicy
-    auto_retries: int = 1
+    adopted: Mapping[str, str]  # manifest job id -> the jobId it adopted
+    repost: tuple[str, ...]
+    unsure: tuple[str, ...]
+    halt: HaltReason | None = None
+    detail: str = ""
 
 
-class JobFlow:
-    """The per-job pipeline, sharing one batch's services."""
+class Submitter:
+    """Submits jobs of one batch; each call handles one job from body to jobId."""
 
     def __init__(
         self,
         *,
-        client: ScenarioClient,
-        cdn_session: aiohttp.ClientSession,
-        uploader: AssetUploader,
-        registry: SchemaRegistry,
-        writer: LedgerWriter,
-        reconciler: Reconciler,
+        book: JobBook,
+        make_body: Callable[[JobSpec], Awaitable[Body]],
+        generate: Callable[[str, Mapping[str, Any]], Awaitable[Submission]],
+        price: Callable[[str, Mapping[str, Any]], Awaitable[float]] | None,
         budget: Budget,
-        estimate: Callable[[str, Mapping[str, Any]], Awaitable[float]] | None,
-        progress: Progress,
-        stop: Stop,
-        config: FlowConfig,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-        watcher: ListWatcher | None = None,
+        reconciler: Reconciler,
+        may_submit: Callable[[], bool],
+        note: Callable[[str], None],
+        clock: Clock,
     ) -> None:
-        self.watcher = watcher
-        self.client = client
-        self.cdn_session = cdn_session
-        self.uploader = uploader
-        self.registry = registry
-        self.writer = writer
-        self.reconciler = reconciler
-        self.budget = budget
-        self.estimate = estimate
-        self.progress = progress
-        self.stop = stop
-        self.config = config
-        self.clock = clock
-        self.sleep = sleep
-        self.states: dict[str, JobState] = {}
-        self.attempts: dict[str, int] = {}  # the last attempt number each job posted
+        self._book = book
+        self._make_body = make_body
+        self._generate = generate
+        self._price = price
+        self._budget = budget
+        self._reconciler = reconciler
+        self._may_submit = may_submit
+        self._note = note
+        self._clock = clock
 
-    # -- bookkeeping -------------------------------------------------------------------
-
-    def set_state(self, job: str, state: JobState) -> None:
-        old = self.states.get(job)
-        if old is not state:
-            self.states[job] = state
-            self.progress.move(old, state)
-
-    async def record(self, job: str, event: str, **fields: Any) -> None:
-        await self.writer.append(make_event(job, event, **fields))
-
-    # -- submitting ----------------------------------------------------------------------
-
-    async def build_body(self, spec: JobSpec) -> dict[str, Any]:
-        """The request body: params with every local file replaced by its asset id."""
-        return await request_body(spec, self.registry, self.uploader)
-
-    async def reserve(self, spec: JobSpec, body: Mapping[str, Any]) -> float | None:
-        """Reserve the job's estimated cost; None (and a halt) when the budget says no."""
-        if self.budget.limit is None or self.estimate is None:
-            return 0.0
-        cost = await self.estimate(spec.model, body)
-        if self.budget.try_reserve(cost):
-            return cost
-        self.halt(HaltReason.BUDGET, f"{spec.id} would cost ~{cost:g} CU; budget "
-                  f"{self.budget.limit:g}, spent {self.budget.spent:g}")
-        return None
-
-    def halt(self, reason: HaltReason, detail: str) -> None:
-        if self.stop.halt is None:
-            self.stop.halt = reason
-            self.progress.halt = reason.value
-            self.progress.note(f"halting: {reason.value} ({detail})")
-
-    async def submit(self, spec: JobSpec, attempt: int) -> str | None:
-        """Post the job once (reconciling a lost answer); its jobId, or None if not created."""
+    async def submit(self, spec: JobSpec) -> SubmitOutcome:
+        """Post the job (reconciling a lost answer, re-posting at most MAX_REPOSTS times)."""
+        attempt = self._book.next_attempt(spec.id)
         try:
-            body = await self.build_body(spec)
+            body = await self._make_body(spec)
         except (ApiError, UsageError) as exc:
-            await self._refuse(spec, attempt, exc, what="uploading its files")
-            return None
+            return await self._refused(spec, attempt, exc, what="uploading its files")
         for _ in range(MAX_REPOSTS):
-            if not self.stop.submissions_allowed:
-                return None
+            if not self._may_submit():
+                return SubmitOutcome()
             try:
-                estimate = await self.reserve(spec, body)
+                price = await self._price_of(spec, body)
             except ApiError as exc:
-                await self._refuse(spec, attempt, exc, what="pricing it (dry run)")
-                return None
-            if estimate is None:
-                return None
-            outcome = await self._post(spec, body, attempt, estimate)
+                return await self._refused(spec, attempt, exc, what="pricing it (dry run)")
+            try:
+                with self._budget.reservation(price) as reservation:
+                    outcome = await self._post(spec, body, attempt, reservation)
+            except OverBudget as exc:
+                return SubmitOutcome(halt=HaltReason.BUDGET, detail=f"{spec.id}: {exc}")
             if outcome is not _Repost.REPOST:
                 return outcome
-            attempt += 1
-        await self.record(spec.id, "not-submitted", attempt=attempt,
-                          error="reconciliation kept finding no job; gave up re-posting")
-        return None
+            attempt = self._book.next_attempt(spec.id)
+        await self._book.record(NotSubmitted(
+            job=spec.id, attempt=attempt,
+            error="reconciliation kept finding no job; gave up re-posting"))
+        return SubmitOutcome()
+
+    async def _price_of(self, spec: JobSpec, body: Body) -> float:
+        # Without a budget nothing is reserved, so no dry run is spent on a price.
+        if self._budget.limit is None or self._price is None:
+            return 0.0
+        return await self._price(spec.model, body)
 
     async def _post(
-        self, spec: JobSpec, body: dict[str, Any], attempt: int, estimate: float
-    ) -> str | _Repost | None:
+        self, spec: JobSpec, body: Body, attempt: int, reservation: Reservation
+    ) -> SubmitOutcome | _Repost:
         body_json = canonical_json(body)
-        await self.reconciler.begin(body_json, spec.model)
-        intent_ts = utc_now_iso()
-        try:
-            self.attempts[spec.id] = attempt
-            await self.record(spec.id, "intent", ts=intent_ts, attempt=attempt,
-                              model=spec.model, params=dict(spec.params), body=body,
-                              fingerprint=body_fingerprint(spec.model, body))
-            outcome = await self._send_generate(spec, body, body_json, attempt, estimate)
-            if isinstance(outcome, OutcomeUnknownError):
-                intent = Intent(spec.id, spec.model, body_json, intent_ts)
-                return await self._after_unknown(spec, intent, attempt, estimate, outcome)
-        finally:
-            self.reconciler.end(body_json, spec.model)
-        if isinstance(outcome, ApiError):
-            self.budget.release(estimate)
-            await self._refuse(spec, attempt, outcome, what="submitting it")
-            return None
-        return outcome
+        async with self._reconciler.holding(body_json, spec.model) as held:
+            ts = self._clock.now_iso()
+            await self._book.record(Intended(
+                job=spec.id, ts=ts, attempt=attempt, model=spec.model,
+                params=dict(spec.params), body=body,
+                fingerprint=body_fingerprint(spec.model, body)))
+            answer = await self._send(spec, body, attempt, held, reservation)
+            if isinstance(answer, OutcomeUnknownError):
+                intent = Intent(spec.id, spec.model, body_json, ts)
+                return await self._after_lost(spec, intent, attempt, held=held,
+                                             reservation=reservation, exc=answer)
+        if isinstance(answer, ApiError):
+            return await self._refused(spec, attempt, answer, what="submitting it")
+        return SubmitOutcome(job_id=answer)
 
-    async def _send_generate(
-        self, spec: JobSpec, body: dict[str, Any], body_json: str, attempt: int, estimate: float
+    async def _send(
+        self, spec: JobSpec, body: Body, attempt: int, held: Held, reservation: Reservation
     ) -> str | ApiError:
         """POST and record the jobId; the jobId, or the error the API (or network) gave.
 
         Shielded from cancellation: once the request may have left, even a hard stop waits
         for its answer and records the jobId, so no paid job is left unrecorded.
         """
-        self.reconciler.posting(body_json, +1)
         with anyio.CancelScope(shield=True):
             try:
-                submission = await self.client.generate(spec.model, body)
+                submission = await held.post(lambda: self._generate(spec.model, body))
             except ApiError as exc:
                 return exc
-            finally:
-                self.reconciler.posting(body_json, -1)
-            self.reconciler.claim(submission.job.job_id)
-            self.budget.settle(estimate, submission.cost)
-            await self._submitted(spec, submission.job, attempt, submission.cost,
-                                  reconciled=False)
+            reservation.settle(submission.cost)
+            await self._book.record(Submitted(
+                job=spec.id, job_id=submission.job.job_id, model=spec.model,
+                attempt=attempt, cost=submission.cost))
         return submission.job.job_id
 
-    async def _submitted(
-        self, spec: JobSpec, job: RemoteJob, attempt: int, cost: float | None, *, reconciled: bool
-    ) -> None:
-        await self.record(spec.id, "submitted", jobId=job.job_id, model=spec.model,
-                          attempt=attempt, cost=cost, reconciled=reconciled or None)
-        self.progress.cost += cost or 0.0
-        self.set_state(spec.id, JobState.SUBMITTED)
-
-    async def _after_unknown(
-        self, spec: JobSpec, intent: Intent, attempt: int, estimate: float, exc: ApiError
-    ) -> str | _Repost | None:
-        await self.record(spec.id, "unknown", attempt=attempt, error=str(exc))
+    async def _after_lost(
+        self, spec: JobSpec, intent: Intent, attempt: int, *, held: Held,
+        reservation: Reservation, exc: ApiError,
+    ) -> SubmitOutcome | _Repost:
+        await self._book.record(OutcomeLost(job=spec.id, attempt=attempt, error=str(exc)))
         try:
-            found = (await self._resolve_patiently(intent))[spec.id]
-        except (AuthError, CreditError) as err:
-            self.halt(HaltReason.AUTH if isinstance(err, AuthError) else HaltReason.CREDIT,
-                      str(err))
-            return None
+            found = await self._resolve_patiently(held, intent)
         except ApiError as err:
-            # The job may exist: never post it again blindly. It stays unknown in the
-            # ledger, and the next run looks for it first.
-            self.progress.note(f"{spec.id}: its POST's answer was lost and the job list "
-                               f"cannot be read ({err}); a re-run will reconcile it")
-            return None
+            # The job may exist: never post it again blindly, and count its price. It stays
+            # unknown in the ledger, and the next run looks for it first.
+            reservation.spent()
+            reason = halt_reason_for(err)
+            if reason is not None:
+                return SubmitOutcome(halt=reason, detail=str(err))
+            self._note(f"{spec.id}: its POST's answer was lost and the job list cannot be "
+                       f"read ({err}); a re-run will reconcile it")
+            return SubmitOutcome()
         if found is None:
-            self.budget.release(estimate)
-            self.progress.note(f"{spec.id}: no job found after a lost answer; posting again")
-            return _Repost.REPOST
-        self.budget.settle(estimate, found.cu_cost)
-        await self.adopt(spec, found, attempt)
-        return found.job_id
+            self._note(f"{spec.id}: no job found after a lost answer; posting again")
+            return _Repost.REPOST  # the reservation is given back as its block ends
+        reservation.settle(found.cu_cost)
+        await self._adopt(spec.id, spec.model, found, attempt)
+        return SubmitOutcome(job_id=found.job_id)
 
-    async def _resolve_patiently(self, intent: Intent) -> dict[str, RemoteJob | None]:
+    async def _resolve_patiently(self, held: Held, intent: Intent) -> RemoteJob | None:
         """Reconcile, riding out an API outage of a few minutes (the client's own retries
         cover only seconds)."""
         for pause in RECONCILE_PAUSES:
             try:
-                return await self.reconciler.resolve([intent])
+                return await held.resolve(intent)
             except TransientApiError:
-                await self.sleep(pause)
-        return await self.reconciler.resolve([intent])
+                await self._clock.sleep(pause)
+        return await held.resolve(intent)
 
-    async def adopt(self, spec: JobSpec, job: RemoteJob, attempt: int) -> None:
-        """Record a job that reconciliation found for this manifest job."""
-        self.progress.adopted += 1
-        self.progress.note(f"{spec.id}: adopted {job.job_id} (its POST's answer was lost)")
-        await self._submitted(spec, job, attempt, job.cu_cost, reconciled=True)
+    async def _adopt(self, job: str, model: str, found: RemoteJob, attempt: int) -> None:
+        self._note(f"{job}: adopted {found.job_id} (its POST's answer was lost)")
+        await self._book.record(Submitted(
+            job=job, job_id=found.job_id, model=model, attempt=attempt,
+            cost=found.cu_cost, reconciled=True))
 
-    async def _refuse(
+    async def _refused(
         self, spec: JobSpec, attempt: int, exc: ApiError | UsageError, *, what: str
-    ) -> None:
-        if isinstance(exc, AuthError | CreditError):
-            reason = HaltReason.AUTH if isinstance(exc, AuthError) else HaltReason.CREDIT
-            self.halt(reason, str(exc))
-            await self.record(spec.id, "not-submitted", attempt=attempt, error=str(exc))
-            return
+    ) -> SubmitOutcome:
+        reason = halt_reason_for(exc)
+        if reason is not None:
+            await self._book.record(NotSubmitted(job=spec.id, attempt=attempt, error=str(exc)))
+            return SubmitOutcome(halt=reason, detail=str(exc))
         if isinstance(exc, PermanentApiError | UsageError):
             status = exc.status if isinstance(exc, PermanentApiError) else None
-            await self.record(spec.id, "rejected", attempt=attempt, status=status,
-                              error=f"refused while {what}: {exc}")
-            self.set_state(spec.id, JobState.FAILED)
-            return
+            await self._book.record(Rejected(
+                job=spec.id, attempt=attempt, status=None if status is None else str(status),
+                error=f"refused while {what}: {exc}"))
+            return SubmitOutcome()
         # Transient and out of retries: nothing was created; the job stays pending.
-        await self.record(spec.id, "not-submitted", attempt=attempt, error=str(exc))
-        self.progress.note(f"{spec.id}: not submitted ({exc}); a re-run will try again")
+        await self._book.record(NotSubmitted(job=spec.id, attempt=attempt, error=str(exc)))
+        self._note(f"{spec.id}: not submitted ({exc}); a re-run will try again")
+        return SubmitOutcome()
+
+    async def reattach(self, lost: Sequence[tuple[JobSpec, JobRecord]]) -> Reattached:
+        """Look for the jobs that earlier runs' lost POSTs created, in one listing.
+
+        Adopted jobs are recorded `submitted` (reconciled) and their cost counted; the
+        others are to be posted again, except those whose body another model's lost POST
+        shares (a listed job does not say its model): those are left for a person.
+        """
+        intents = [_intent_of(spec, record) for spec, record in lost]
+        self._note(f"reconciling {len(intents)} POST(s) whose answer was lost")
+        try:
+            found = await self._reconciler.resolve(intents)
+        except ApiError as exc:
+            reason = halt_reason_for(exc)
+            if reason is None:
+                self._note(f"the job list could not be read ({exc}): the lost POSTs stay "
+                           "unknown until a later run reconciles them")
+            return Reattached({}, (), (), reason, str(exc))
+        unsure = {i.job for i in ambiguous_intents(intents)}
+        adopted: dict[str, str] = {}
+        repost: list[str] = []
+        for spec, record in lost:
+            job = found.get(spec.id)
+            if job is not None:
+                self._budget.count(job.cu_cost)
+                await self._adopt(spec.id, spec.model, job, record.attempt)
+                adopted[spec.id] = job.job_id
+            elif spec.id in unsure:
+                self._note(f"{spec.id}: its lost POST has the same body as another model's; "
+                           "not adopted, not re-posted — check by hand")
+            else:
+                repost.append(spec.id)
+        return Reattached(adopted, tuple(repost), tuple(sorted(unsure - set(adopted))))
+
+
+def _intent_of(spec: JobSpec, record: JobRecord) -> Intent:
+    if record.body is None:
+        raise ValueError(f"{spec.id}: a lost POST without a recorded body")  # never: intents
+    return Intent(spec.id, spec.model, canonical_json(record.body), record.intent_ts or "")

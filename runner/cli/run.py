@@ -9,45 +9,42 @@ from __future__ import annotations
 
 import argparse
 import signal
-import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
-from runner.api.client import DEFAULT_BASE_URL, Credentials
-from runner.batch.control import FailureLimit, HaltReason
+from runner.api.client import DEFAULT_BASE_URL
+from runner.batch.control import Control, FailureLimit, HaltReason
 from runner.batch.engine import (
-    RunContext,
+    Endpoint,
+    Live,
+    PreparedRun,
     RunOptions,
     RunResult,
-    execute_run,
-    load_records,
-    plan_items,
-    start_run_files,
-    state_counts,
+    default_options,
+    live_state,
+    prepare_run,
+    run_batch,
 )
-from runner.batch.progress import Progress, progress_line
-from runner.batch.scheduler import WorkItem
-from runner.batch.submission import Stop
+from runner.batch.progress import progress_line
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.live import render_progress
 from runner.cli.validate import add_allow_unknown, load_from_args
+from runner.clock import REAL_CLOCK
 from runner.errors import EXIT_INTERRUPTED, UsageError
-from runner.ledger.journal import JobRecord
+from runner.ledger import JobRecord, load_records
 from runner.manifest import Manifest
-from runner.outdir.lock import hold_lock
-from runner.polling.each import PollPolicy
-from runner.schemas.registry import SchemaRegistry
+from runner.outdir.files import PlannedJob
+from runner.polling import PollMode, PollPolicy
+from runner.schemas import SchemaRegistry
+from runner.views import job_views, state_counts
 
 NAME = "run"
 HELP = "run a manifest's jobs (or resume them) and download the videos"
-
-# With --simulate, jobs take about a second: poll briskly and settle fast.
-SIMULATE_POLL = PollPolicy(initial=0.2, factor=1.5, maximum=1.0, deadline=600.0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first poll after this long, then x1.5 each time (default 2)")
     limits.add_argument("--poll-max", type=float, metavar="SECONDS",
                         help="longest wait between two polls of a job (default 15)")
-    limits.add_argument("--poll-mode", choices=("each", "list"), default="list",
+    limits.add_argument("--poll-mode", choices=[m.value for m in PollMode],
                         help="list (default): one job listing per poll interval for the whole "
                         "batch, plus one direct look per job; each: one GET per job, backing "
                         "off (see the README's benchmark)")
@@ -84,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     halts.add_argument("--budget", type=float, metavar="CU",
                        help="stop submitting before the spend would pass this many CU")
     halts.add_argument("--max-failures", metavar="N|N%", help="halt once this many jobs fail")
-    halts.add_argument("--auto-retries", type=int, default=1,
+    halts.add_argument("--auto-retries", type=int,
                        help="automatic new attempts for transient job failures (default 1)")
     halts.add_argument("--retry-failed", action="store_true",
                        help="make a new attempt for jobs that failed or were canceled")
@@ -112,37 +109,41 @@ def _positive(name: str, value: float | None) -> None:
         raise UsageError(f"{name} must be positive, got {value:g}")
 
 
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
 def build_options(args: argparse.Namespace, manifest: Manifest) -> RunOptions:
-    """CLI flags over the manifest's `settings:`, over the defaults."""
+    """CLI flags over the manifest's `settings:`, over the defaults (`RunOptions`)."""
     s = manifest.settings
     for name in ("concurrency", "submit_rate", "download_concurrency", "job_timeout",
                  "settle", "budget", "poll_interval", "poll_max"):
         _positive(f"--{name.replace('_', '-')}", getattr(args, name))
-    poll = SIMULATE_POLL if args.simulate else PollPolicy()
-    deadline = args.job_timeout or s.job_timeout or poll.deadline
-    settle = args.settle if args.settle is not None else (1.0 if args.simulate else 30.0)
-    return RunOptions(
-        out_dir=(args.output or Path("output") / args.manifest.stem).resolve(),
-        concurrency=args.concurrency or s.concurrency or 8,
+    out_dir = (args.output or Path("output") / args.manifest.stem).resolve()
+    defaults = default_options(out_dir, simulated=args.simulate)
+    poll = defaults.poll
+    return defaults.with_overrides(
+        concurrency=_first(args.concurrency, s.concurrency),
         model_concurrency=_model_limits(args.model_concurrency, manifest),
-        submits_per_second=args.submit_rate or s.submits_per_second,
-        download_concurrency=args.download_concurrency or s.download_concurrency or 4,
-        poll=PollPolicy(args.poll_interval or poll.initial, poll.factor,
-                        args.poll_max or poll.maximum, deadline),
-        poll_mode=args.poll_mode,
-        settle=settle,
-        budget=args.budget if args.budget is not None else s.budget,
+        submits_per_second=_first(args.submit_rate, s.submits_per_second),
+        download_concurrency=_first(args.download_concurrency, s.download_concurrency),
+        poll=PollPolicy(_first(args.poll_interval, poll.initial), poll.factor,
+                        _first(args.poll_max, poll.maximum),
+                        _first(args.job_timeout, s.job_timeout, poll.deadline)),
+        poll_mode=PollMode(args.poll_mode) if args.poll_mode else None,
+        settle=args.settle,
+        budget=_first(args.budget, s.budget),
         max_failures=FailureLimit.parse(args.max_failures or s.max_failures),
-        auto_retries=max(0, args.auto_retries),
+        auto_retries=None if args.auto_retries is None else max(0, args.auto_retries),
         retry_failed=args.retry_failed,
         redo_changed=args.redo_changed,
         redo_ids=frozenset(args.redo),
     )
 
 
-def resolve_endpoint(args: argparse.Namespace) -> tuple[str, Credentials] | None:
+def resolve_endpoint(args: argparse.Namespace) -> Endpoint | None:
     """Base URL and credentials for a real run; None with --simulate. Never falls back."""
-    return None if args.simulate else api_endpoint(args.base_url)
+    return None if args.simulate else Endpoint(*api_endpoint(args.base_url))
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -151,59 +152,42 @@ def execute(args: argparse.Namespace) -> int:
         output.err(str(warning))
     options = build_options(args, manifest)
     endpoint = resolve_endpoint(args)
-    options.out_dir.mkdir(parents=True, exist_ok=True)
-    with hold_lock(options.out_dir) as stale:
-        if stale is not None and stale.pid is not None:
-            output.err(f"took over a stale lock left by pid {stale.pid} (it is gone)")
-        records = load_records(options.out_dir)
-        items = plan_items(manifest, records, options)
-        start_run_files(options.out_dir, manifest, records)
-        prep = _Prepared(manifest, registry, items, records, options, endpoint)
-        return anyio.run(_run, args, prep)
+    with prepare_run(manifest, options) as prepared:
+        if prepared.stale_lock_pid is not None:
+            output.err(f"took over a stale lock left by pid {prepared.stale_lock_pid} "
+                       "(it is gone)")
+        return anyio.run(_run, args, prepared, registry, endpoint)
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    manifest: Manifest
-    registry: SchemaRegistry
-    items: list[WorkItem]
-    records: dict[str, JobRecord]
-    options: RunOptions
-    endpoint: tuple[str, Credentials] | None
-
-
-async def _run(args: argparse.Namespace, prep: _Prepared) -> int:
-    progress = Progress(total=len(prep.items), clock=time.monotonic)
-    stop = Stop()
-    endpoint = prep.endpoint
+async def _run(
+    args: argparse.Namespace, prepared: PreparedRun, registry: SchemaRegistry,
+    endpoint: Endpoint | None,
+) -> int:
+    clock = REAL_CLOCK
+    live = live_state(prepared, clock)
     async with AsyncExitStack() as stack:
         if endpoint is None:
-            endpoint = await simulated_endpoint(stack, seed=args.sim_seed,
-                                                profile=args.sim_profile)
-        ctx = RunContext(base_url=endpoint[0], credentials=endpoint[1], stop=stop)
+            endpoint = Endpoint(*await simulated_endpoint(stack, seed=args.sim_seed,
+                                                          profile=args.sim_profile))
         outcome: list[RunResult] = []
         with anyio.CancelScope() as hard_stop:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_watch_signals, stop, progress, hard_stop)
+                tg.start_soon(_watch_signals, live.control, hard_stop)
                 if not args.quiet:
-                    tg.start_soon(render_progress, progress)
-                result = await execute_run(
-                    manifest=prep.manifest, registry=prep.registry, items=prep.items,
-                    records=prep.records, options=prep.options, ctx=ctx, progress=progress,
-                )
-                outcome.append(result)
+                    tg.start_soon(render_progress, live.progress)
+                outcome.append(await run_batch(prepared, live, registry=registry,
+                                               endpoint=endpoint, clock=clock))
                 tg.cancel_scope.cancel()
-        records = outcome[0].records if outcome else load_records(prep.options.out_dir)
-        _summarize(progress, prep, stop, records)
+        records = outcome[0].records if outcome else load_records(prepared.options.out_dir)
+        _summarize(live, prepared, records)
         return outcome[0].exit_code if outcome else EXIT_INTERRUPTED
 
 
-async def _watch_signals(stop: Stop, progress: Progress, hard_stop: anyio.CancelScope) -> None:
+async def _watch_signals(control: Control, hard_stop: anyio.CancelScope) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
-            if not stop.draining:
-                stop.draining = True
-                progress.draining = True
+            if not control.draining:
+                control.drain()
                 output.err(f"{signal.Signals(signum).name}: draining — no new submissions; "
                            "jobs in flight are followed to the end (again to stop now)")
                 continue
@@ -212,20 +196,21 @@ async def _watch_signals(stop: Stop, progress: Progress, hard_stop: anyio.Cancel
             return
 
 
-def _summarize(
-    progress: Progress, prep: _Prepared, stop: Stop, records: Mapping[str, JobRecord]
-) -> None:
+def _summarize(live: Live, prepared: PreparedRun, records: Mapping[str, JobRecord]) -> None:
     """The closing lines: notes not yet shown, how the run ended, where the files are."""
+    progress, control = live.progress, live.control
     for message in progress.unshown_notes():
         output.err(message)
     output.err(progress_line(progress.snapshot()))
-    if stop.halt is not None and stop.halt is not HaltReason.INTERRUPTED:
-        output.err(f"halted: {stop.halt.value}; fix it and run the same command to resume")
-    elif stop.draining:
+    if control.halt is not None and control.halt is not HaltReason.INTERRUPTED:
+        output.err(f"halted: {control.halt.value}; fix it and run the same command to resume")
+    elif control.draining:
         output.err("interrupted; run the same command to resume")
-    counts = state_counts(records, prep.manifest.jobs)
+    plan = [PlannedJob(s.id, s.model, s.params) for s in prepared.manifest.jobs]
+    views = job_views(prepared.options.out_dir, plan, records)
+    counts = state_counts(v for v in views if v.planned)
     files = sum(len(r.assets) for r in records.values())
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     cost = sum(r.total_cost for r in records.values())
-    output.out(f"{summary} — {files} file(s) in {prep.options.out_dir / 'videos'} — "
+    output.out(f"{summary} — {files} file(s) in {prepared.options.out_dir / 'videos'} — "
                f"{cost:g} CU spent in all")

@@ -1,0 +1,55 @@
+"""The results ledger: typed events, the one transition that folds them into job records,
+and the append-only journal that stores them (one writer task, group fsyncs)."""
+
+from runner.ledger.events import (
+    Downloaded,
+    DownloadFailed,
+    Event,
+    Finished,
+    Intended,
+    NotSubmitted,
+    Outcome,
+    OutcomeLost,
+    PollFailed,
+    Rejected,
+    Running,
+    Submitted,
+    TimedOut,
+    from_line,
+    to_line,
+)
+from runner.ledger.journal import (
+    LEDGER_NAME,
+    JsonlLedger,
+    Ledger,
+    LedgerWriter,
+    load_records,
+)
+from runner.ledger.records import AssetRecord, JobRecord, apply, replay
+
+__all__ = [
+    "LEDGER_NAME",
+    "AssetRecord",
+    "DownloadFailed",
+    "Downloaded",
+    "Event",
+    "Finished",
+    "Intended",
+    "JobRecord",
+    "JsonlLedger",
+    "Ledger",
+    "LedgerWriter",
+    "NotSubmitted",
+    "Outcome",
+    "OutcomeLost",
+    "PollFailed",
+    "Rejected",
+    "Running",
+    "Submitted",
+    "TimedOut",
+    "apply",
+    "from_line",
+    "load_records",
+    "replay",
+    "to_line",
+]

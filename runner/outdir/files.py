@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.domain import JobSpec
-from runner.ledger.journal import JobRecord, encode_event, parse_lines
+from runner.ledger.records import JobRecord
 
 PLAN_NAME = "plan.jsonl"
 METADATA_NAME = "metadata.jsonl"
@@ -89,10 +89,29 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def json_line(obj: Mapping[str, Any]) -> bytes:
+    """One compact JSON line, UTF-8, newline-terminated."""
+    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def json_objects(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file, skipping lines that do not parse (a torn tail)."""
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(obj, dict):
+            yield obj
+
+
 def write_plan(directory: Path, specs: Iterable[JobSpec]) -> None:
     """Snapshot the manifest's jobs into DIR/plan.jsonl."""
     lines = (
-        encode_event({"id": s.id, "model": s.model, "params": dict(s.params)}) for s in specs
+        json_line({"id": s.id, "model": s.model, "params": dict(s.params)}) for s in specs
     )
     write_atomically(directory / PLAN_NAME, lines)
 
@@ -103,7 +122,7 @@ def read_plan(directory: Path) -> Iterator[PlannedJob]:
     if not path.exists():
         return
     with path.open("rb") as fh:
-        for obj in parse_lines(fh):
+        for obj in json_objects(fh):
             yield PlannedJob(str(obj["id"]), str(obj["model"]), obj.get("params") or {})
 
 
@@ -128,8 +147,7 @@ def metadata_rows(records: Iterable[JobRecord]) -> Iterator[dict[str, Any]]:
 def write_metadata(directory: Path, records: Iterable[JobRecord]) -> None:
     """Rewrite DIR/metadata.jsonl from the ledger's records."""
     lines = (
-        (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-        for row in metadata_rows(records)
+        json_line(row) for row in metadata_rows(records)
     )
     write_atomically(directory / METADATA_NAME, lines)
 

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.clock import REAL_CLOCK
 from runner.errors import LockedError
-from runner.ledger.journal import utc_now_iso
 
 LOCK_NAME = ".lock"
 
@@ -61,7 +61,7 @@ def hold_lock(directory: Path) -> Iterator[LockInfo | None]:
             ) from None
         pid, host, started = _describe(previous)
         taken = LockInfo(pid, host, started, stale=True) if previous.strip() else None
-        mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now_iso()}
+        mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": REAL_CLOCK.now_iso()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(mine).encode(), 0)
         os.fsync(fd)

@@ -17,27 +17,23 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import anyio
 
+from runner.clock import Clock, format_iso, parse_iso
 from runner.domain import RemoteJob
 from runner.errors import ApiError, AuthError, CreditError
-from runner.polling.each import PollTimeout
-from runner.reconcile.matching import parse_ts
+from runner.polling.policy import PollTimeout
 
 log = logging.getLogger(__name__)
 
 OVERLAP = timedelta(seconds=5)
 
 
-def to_iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def next_cursor(cursor: datetime, jobs: list[RemoteJob]) -> datetime:
     """The next `updatedAfter`: the newest `updatedAt` seen, less the overlap; never back."""
-    seen = [parse_ts(j.updated_at) for j in jobs if j.updated_at]
+    seen = [parse_iso(j.updated_at) for j in jobs if j.updated_at]
     if not seen:
         return cursor
     return max(cursor, max(seen) - OVERLAP)
@@ -60,19 +56,16 @@ class ListWatcher:
         list_updated: Callable[[str], AsyncIterator[RemoteJob]],
         get_job: Callable[[str], Awaitable[RemoteJob]],
         *,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
+        clock: Clock,
         interval: float = 5.0,
         fallback: float = 120.0,
-        wall_now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._list = list_updated
         self._get = get_job
         self._clock = clock
-        self._sleep = sleep
         self.interval = interval
         self.fallback = fallback
-        self._cursor = wall_now() - timedelta(minutes=2)
+        self._cursor = clock.wall() - timedelta(minutes=2)
         self._watches: dict[str, _Watch] = {}
 
     async def wait(
@@ -83,7 +76,7 @@ class ListWatcher:
         on_update: Callable[[RemoteJob], Awaitable[None]] | None = None,
     ) -> RemoteJob:
         """The job once terminal; PollTimeout after `deadline` seconds."""
-        watch = _Watch(on_update, self._clock())
+        watch = _Watch(on_update, self._clock.monotonic())
         self._watches[job_id] = watch
         try:
             with anyio.move_on_after(deadline):
@@ -104,7 +97,7 @@ class ListWatcher:
     async def run(self) -> None:
         """List, dispatch, sleep; forever (cancel it with the batch)."""
         while True:
-            await self._sleep(self.interval)
+            await self._clock.sleep(self.interval)
             if not self._watches:
                 continue
             try:
@@ -118,13 +111,13 @@ class ListWatcher:
 
     async def _list_once(self) -> None:
         seen: list[RemoteJob] = []
-        async for job in self._list(to_iso(self._cursor)):
+        async for job in self._list(format_iso(self._cursor)):
             seen.append(job)
             await self._dispatch(job)
         self._cursor = next_cursor(self._cursor, seen)
 
     async def _ask_the_unseen(self) -> None:
-        now = self._clock()
+        now = self._clock.monotonic()
         stale = [j for j, w in self._watches.items() if now - w.last_seen > self.fallback]
         for job_id in stale:
             await self._dispatch(await self._get(job_id))
@@ -133,7 +126,7 @@ class ListWatcher:
         watch = self._watches.get(job.job_id)
         if watch is None or watch.done.is_set():
             return
-        watch.last_seen = self._clock()
+        watch.last_seen = self._clock.monotonic()
         if watch.on_update is not None:
             await watch.on_update(job)
         if job.status.terminal:

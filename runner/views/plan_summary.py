@@ -6,6 +6,7 @@ import functools
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from runner.domain import JobSpec
 from runner.manifest import Manifest
@@ -30,21 +31,27 @@ def _default_registry() -> SchemaRegistry:
     return SchemaRegistry.load()
 
 
-def job_seconds(spec: JobSpec, registry: SchemaRegistry | None = None) -> int | None:
-    """Seconds of video the job asks for: its `duration`, else the schema's default.
+def video_seconds(
+    model: str | None, params: Mapping[str, Any], registry: SchemaRegistry | None = None
+) -> int | None:
+    """Seconds of video a job asks for: its `duration`, else the model schema's default.
 
-    None when the model takes its length from a driving video (no `duration` parameter).
+    None when the model takes its length from a driving video (no `duration` parameter), or
+    is not a model the schemas know. The one rule `plan`, `status` and `report` count by.
     """
-    duration = spec.params.get("duration")
+    duration = params.get("duration")
     if duration is None:
         schemas = registry or _default_registry()
-        if spec.model not in schemas.models:
+        if model is None or model not in schemas.models:
             return None
-        duration = (
-            schemas.schema(spec.model).get("properties", {}).get("duration", {}).get("default")
-        )
+        duration = schemas.schema(model).get("properties", {}).get("duration", {}).get("default")
     text = str(duration)
     return int(text) if text.isdigit() else None
+
+
+def job_seconds(spec: JobSpec, registry: SchemaRegistry | None = None) -> int | None:
+    """Seconds of video a manifest job asks for (`video_seconds` of its model and params)."""
+    return video_seconds(spec.model, spec.params, registry)
 
 
 def summarize_plan(manifest: Manifest, registry: SchemaRegistry | None = None) -> PlanSummary:

@@ -10,39 +10,22 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 from runner.domain import JobState
-from runner.ledger.journal import AssetRecord, JobRecord
-from runner.outdir.files import PlannedJob
+from runner.ledger import AssetRecord
+from runner.views.jobs import JobView, state_counts
 
 PROMPT_EXCERPT = 140  # characters of a prompt shown in the table; the rest is in a tooltip
 
 
 @dataclass(frozen=True, slots=True)
-class ReportRow:
-    """One job as the report shows it. `model` is the one that ran, else the planned one."""
-
-    id: str
-    model: str | None
-    state: JobState
-    prompt: str | None
-    job_id: str | None
-    error: str | None
-    hint: str | None
-    attempts: int
-    cost: float
-    seconds: int | None
-    assets: tuple[AssetRecord, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class ReportSummary:
-    """Totals over the rows. `seconds` counts the video of succeeded jobs with a known
-    `duration`; `unknown_seconds` the succeeded jobs whose length only the API knows."""
+    """Totals over the views. `seconds` counts the video of succeeded jobs of known length
+    (their `duration`, else the schema's default); `unknown_seconds` the succeeded jobs
+    whose length only the API knows."""
 
     jobs: int
     per_state: Mapping[str, int]
@@ -55,66 +38,27 @@ class ReportSummary:
     unknown_seconds: int
 
 
-def _duration(params: Mapping[str, Any]) -> int | None:
-    text = str(params.get("duration", ""))
-    return int(text) if text.isdigit() else None
-
-
-def _prompt(params: Mapping[str, Any]) -> str | None:
-    prompt = params.get("prompt")
-    return None if prompt is None else str(prompt)
-
-
-def _row(
-    job_id: str, model: str | None, params: Mapping[str, Any], rec: JobRecord | None
-) -> ReportRow:
-    if rec is None:
-        return ReportRow(job_id, model, JobState.PENDING, _prompt(params), None, None, None,
-                         0, 0.0, _duration(params), ())  # fmt: skip
-    ran = rec.params if rec.params is not None else params
-    return ReportRow(
-        id=job_id, model=rec.model or model, state=rec.state, prompt=_prompt(ran),
-        job_id=rec.job_id, error=rec.error, hint=rec.hint, attempts=rec.attempt,
-        cost=rec.total_cost, seconds=_duration(ran), assets=rec.assets,
-    )  # fmt: skip
-
-
-def report_rows(plan: Iterable[PlannedJob], records: Mapping[str, JobRecord]) -> list[ReportRow]:
-    """A row per planned job (manifest order), then per ledger job no longer planned."""
-    rows: list[ReportRow] = []
-    seen: set[str] = set()
-    for job in plan:
-        seen.add(job.id)
-        rows.append(_row(job.id, job.model, job.params, records.get(job.id)))
-    for job_id, rec in records.items():
-        if job_id not in seen:
-            rows.append(_row(job_id, rec.model, rec.params or {}, rec))
-    return rows
-
-
-def summarize(rows: Iterable[ReportRow]) -> ReportSummary:
+def summarize(views: Iterable[JobView]) -> ReportSummary:
     """Counts per state and per model (every state listed), cost, files, bytes, seconds."""
-    rows = list(rows)
-    per_state = {state.value: 0 for state in JobState}
+    views = list(views)
     per_model: dict[str, Counter[str]] = {}
     cost_per_model: dict[str, float] = {}
-    for row in rows:
-        model = row.model or "(unknown)"
-        per_state[row.state.value] += 1
-        per_model.setdefault(model, Counter())[row.state.value] += 1
-        cost_per_model[model] = cost_per_model.get(model, 0.0) + row.cost
-    done = [r for r in rows if r.state is JobState.SUCCEEDED]
-    files = [a for r in rows for a in r.assets]
+    for view in views:
+        model = view.model or "(unknown)"
+        per_model.setdefault(model, Counter())[view.state.value] += 1
+        cost_per_model[model] = cost_per_model.get(model, 0.0) + view.cost
+    done = [v for v in views if v.state is JobState.SUCCEEDED]
+    files = [a for v in views for a in v.assets]
     return ReportSummary(
-        jobs=len(rows),
-        per_state=per_state,
+        jobs=len(views),
+        per_state=state_counts(views),
         per_model={m: dict(c) for m, c in per_model.items()},
         cost_per_model=cost_per_model,
-        total_cost=sum(r.cost for r in rows),
+        total_cost=sum(v.cost for v in views),
         files=len(files),
         total_bytes=sum(a.bytes for a in files),
-        seconds=sum(r.seconds for r in done if r.seconds is not None),
-        unknown_seconds=sum(1 for r in done if r.seconds is None),
+        seconds=sum(v.seconds for v in done if v.seconds is not None),
+        unknown_seconds=sum(1 for v in done if v.seconds is None),
     )
 
 
@@ -202,26 +146,27 @@ def _video_html(asset: AssetRecord) -> str:
     )
 
 
-def _problem_html(row: ReportRow) -> str:
+def _problem_html(view: JobView) -> str:
     parts = []
-    if row.error:
-        parts.append(f'<div class="err">{_e(row.error)}</div>')
-    if row.hint:
-        parts.append(f'<div class="hint">{_e(row.hint)}</div>')
+    if view.error:
+        parts.append(f'<div class="err">{_e(view.error)}</div>')
+    if view.hint:
+        parts.append(f'<div class="hint">{_e(view.hint)}</div>')
     return "".join(parts)
 
 
-def _job_html(row: ReportRow) -> str:
-    prompt = row.prompt or ""
-    videos = "".join(_video_html(a) for a in row.assets) if row.state is JobState.SUCCEEDED else ""
+def _job_html(view: JobView) -> str:
+    prompt = view.prompt or ""
+    done = view.state is JobState.SUCCEEDED
+    videos = "".join(_video_html(a) for a in view.assets) if done else ""
     cells = [
-        f"<code>{_e(row.id)}</code>",
-        f"<code>{_e(row.model)}</code>",
-        f'<span class="state {_e(row.state.value)}">{_e(row.state.value)}</span>',
+        f"<code>{_e(view.id)}</code>",
+        f"<code>{_e(view.model)}</code>",
+        f'<span class="state {_e(view.state.value)}">{_e(view.state.value)}</span>',
         f'<span title="{_e(prompt)}">{_e(excerpt(prompt))}</span>',
-        f"<code>{_e(row.job_id)}</code>",
-        _problem_html(row),
-        str(row.attempts),
+        f"<code>{_e(view.job_id)}</code>",
+        _problem_html(view),
+        str(view.attempt),
         videos,
     ]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
@@ -230,23 +175,21 @@ def _job_html(row: ReportRow) -> str:
 _JOB_COLUMNS = ("job", "model", "state", "prompt", "jobId", "error / hint", "attempts", "video")
 
 
-def _jobs_html(rows: Iterable[ReportRow]) -> str:
+def _jobs_html(views: Iterable[JobView]) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in _JOB_COLUMNS)
-    body = "\n".join(_job_html(r) for r in rows)
+    body = "\n".join(_job_html(v) for v in views)
     return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
 
 
 def render_report(
-    plan: Iterable[PlannedJob],
-    records: Mapping[str, JobRecord],
+    views: Sequence[JobView],
     *,
     title: str = "kling-batch report",
     generated_at: str | None = None,
 ) -> str:
     """The whole page for a run: summary, counts per model, and a row (with its videos) per
-    job. `plan` is the folder's plan.jsonl, `records` the replayed ledger."""
-    rows = report_rows(plan, records)
-    summary = summarize(rows)
+    job, from the run's job views (`runner.views.jobs.job_views`)."""
+    summary = summarize(views)
     stamp = f" — generated {_e(generated_at)}" if generated_at else ""
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -254,5 +197,5 @@ def render_report(
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         f'<h1>{_e(title)}</h1>\n<p class="sub">{summary.jobs} job(s){stamp}</p>\n'
         f"{_summary_html(summary)}\n<h2>By model</h2>\n{_models_html(summary)}\n"
-        f"<h2>Jobs</h2>\n{_jobs_html(rows)}\n</body>\n</html>\n"
+        f"<h2>Jobs</h2>\n{_jobs_html(views)}\n</body>\n</html>\n"
     )

@@ -1,0 +1,69 @@
+"""The job book of a run: every job's record, moved only by `record(event)`.
+
+`record` makes the event durable (the ledger writer returns once it is fsynced), applies
+the one transition (`runner.ledger.apply`) and reports it to the observers — the progress
+counters and the failure count. It is the only place a job's state changes during a run,
+and it uses the same transition as replay, `status` and `report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from runner.domain import JobState
+from runner.ledger import Event, JobRecord, LedgerWriter, apply
+
+Observer = Callable[[JobRecord | None, JobRecord, Event], None]
+
+
+class JobBook:
+    """Records by manifest job id: those the ledger held at start, then this run's."""
+
+    def __init__(
+        self,
+        writer: LedgerWriter,
+        records: Mapping[str, JobRecord],
+        observers: tuple[Observer, ...] = (),
+    ) -> None:
+        self._writer = writer
+        self._records = dict(records)
+        self._observers = observers
+
+    def get(self, job: str) -> JobRecord | None:
+        return self._records.get(job)
+
+    @property
+    def records(self) -> Mapping[str, JobRecord]:
+        return self._records
+
+    def state(self, job: str) -> JobState:
+        record = self._records.get(job)
+        return record.state if record is not None else JobState.PENDING
+
+    def next_attempt(self, job: str) -> int:
+        """The number of this job's next POST: one past its last intent."""
+        record = self._records.get(job)
+        return (record.attempt if record is not None else 0) + 1
+
+    async def record(self, event: Event) -> JobRecord:
+        """Write `event` durably, then move the job; its new record.
+
+        Raises LedgerWriteError when the ledger cannot be written (nothing moves then).
+        """
+        await self._writer.append(event)
+        old = self._records.get(event.job)
+        new = apply(old, event)
+        self._records[event.job] = new
+        for observe in self._observers:
+            observe(old, new, event)
+        return new
+
+
+def count_failures(on_failure: Callable[[], None]) -> Observer:
+    """An observer calling `on_failure` for each job that reaches `failed` in this run."""
+
+    def observe(old: JobRecord | None, new: JobRecord, _event: Event) -> None:
+        if new.state is JobState.FAILED and (old is None or old.state is not JobState.FAILED):
+            on_failure()
+
+    return observe
