@@ -28,7 +28,7 @@ from runner.api.backoff import RetryPolicy, next_retry_delay
 from runner.api.client import USER_AGENT, ScenarioClient, ensure_anonymous_session
 from runner.domain import RemoteAsset
 from runner.errors import PermanentApiError, TransientApiError
-from runner.outdir.files import fsync_dir
+from runner.outdir import fsync_dir
 
 log = logging.getLogger(__name__)
 

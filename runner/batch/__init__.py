@@ -1,0 +1,77 @@
+"""The batch core: one run from prepared records to the last download — resume decisions,
+admission, budget, submission, following, the scheduler and its controls — and `cancel`."""
+
+from runner.batch.admission import (
+    Admission,
+    Bucket,
+    ModelLimiters,
+    RateLimiter,
+    Slots,
+    reserve_slot,
+)
+from runner.batch.book import JobBook, count_failures
+from runner.batch.budget import Budget, OverBudget
+from runner.batch.cancel import cancel_jobs, cancel_targets, record_cancellations
+from runner.batch.control import Control, FailureLimit, HaltReason, halt_reason_for
+from runner.batch.engine import (
+    Endpoint,
+    Live,
+    PreparedRun,
+    RunOptions,
+    RunResult,
+    api_sessions,
+    default_options,
+    live_state,
+    prepare_run,
+    run_batch,
+)
+from runner.batch.following import Follower
+from runner.batch.pricing import Estimate, estimate_jobs
+from runner.batch.progress import Progress, Snapshot, format_duration, progress_line
+from runner.batch.resume import Action, Decision, changed_fields, decide
+from runner.batch.scheduler import Scheduler, WorkItem
+from runner.batch.submission import Submitter
+
+__all__ = [
+    "Action",
+    "Admission",
+    "Bucket",
+    "Budget",
+    "Control",
+    "Decision",
+    "Endpoint",
+    "Estimate",
+    "FailureLimit",
+    "Follower",
+    "HaltReason",
+    "JobBook",
+    "Live",
+    "ModelLimiters",
+    "OverBudget",
+    "PreparedRun",
+    "Progress",
+    "RateLimiter",
+    "RunOptions",
+    "RunResult",
+    "Scheduler",
+    "Slots",
+    "Snapshot",
+    "Submitter",
+    "WorkItem",
+    "api_sessions",
+    "cancel_jobs",
+    "cancel_targets",
+    "changed_fields",
+    "count_failures",
+    "decide",
+    "default_options",
+    "estimate_jobs",
+    "format_duration",
+    "halt_reason_for",
+    "live_state",
+    "prepare_run",
+    "progress_line",
+    "record_cancellations",
+    "reserve_slot",
+    "run_batch",
+]

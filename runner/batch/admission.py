@@ -107,7 +107,7 @@ class Admission:
         self.models = ModelLimiters(model_limits)
         self.rate = rate
 
-    async def place(self, model: str) -> Held:
+    async def place(self, model: str) -> Ticket:
         """Wait for a place in flight for a new submission of `model` (its model's slot,
         a place under `--concurrency`, then the submit rate). Cancelled while waiting,
         it holds nothing."""
@@ -122,34 +122,34 @@ class Admission:
             for slots in taken:
                 slots.release()
             raise
-        return Held(taken)
+        return Ticket(taken)
 
-    def place_at_api(self, model: str) -> Held:
+    def place_at_api(self, model: str) -> Ticket:
         """A place for a job that is at the API already: counted even past the limits."""
         taken = [s for s in (self.models.get(model), self.in_flight) if s is not None]
         for slots in taken:
             slots.force_acquire()
-        return Held(taken)
+        return Ticket(taken)
 
-    async def worker(self) -> Held:
+    async def worker(self) -> Ticket:
         """Wait for a worker slot (a task may exist only while it holds one)."""
         await self.workers.acquire()
-        return Held([self.workers])
+        return Ticket([self.workers])
 
-    def worker_now(self) -> Held:
+    def worker_now(self) -> Ticket:
         """A worker slot even past the limit, for jobs already at the API."""
         self.workers.force_acquire()
-        return Held([self.workers])
+        return Ticket([self.workers])
 
 
-class Held:
-    """Slots taken together and given back together, once: `with held: ...` in the task
+class Ticket:
+    """Slots taken together and given back together, once: `with ticket: ...` in the task
     that owns them (the taker hands them over without an await in between)."""
 
     def __init__(self, slots: list[Slots]) -> None:
         self._slots = slots
 
-    def __enter__(self) -> Held:
+    def __enter__(self) -> Ticket:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from runner.domain import JobSpec
-from runner.schemas.registry import SchemaRegistry
+from runner.schemas import SchemaRegistry
 
 
 class AssetSource(Protocol):

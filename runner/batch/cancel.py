@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 
-from runner.api.client import Credentials, ScenarioClient
+from runner.api import Credentials, ScenarioClient
 from runner.batch.control import halt_reason_for
 from runner.domain import JobState, RemoteJob, RemoteStatus
 from runner.errors import ApiError, LockedError
 from runner.ledger import Event, Finished, JsonlLedger, Outcome
-from runner.outdir.lock import hold_lock
-from runner.views import JobView
+from runner.outdir import hold_lock
 
 _IN_FLIGHT = (JobState.SUBMITTED, JobState.RUNNING)
 
@@ -34,7 +34,19 @@ class Targets:
     without_job_id: tuple[str, ...]
 
 
-def cancel_targets(views: Iterable[JobView]) -> Targets:
+class CancelView(Protocol):
+    """What `cancel_targets` reads of a job (`runner.views.JobView` has it), so that batch/
+    need not import the views, which import batch/."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def state(self) -> JobState: ...
+    @property
+    def job_id(self) -> str | None: ...
+
+
+def cancel_targets(views: Iterable[CancelView]) -> Targets:
     """The in-flight jobs of a run, as `cancel` sees them."""
     in_flight = [v for v in views if v.state in _IN_FLIGHT]
     return Targets(

@@ -20,9 +20,7 @@ from typing import Any
 import aiohttp
 import anyio
 
-from runner.api.client import Credentials, ScenarioClient
-from runner.api.downloads import DownloadedFile, download_asset
-from runner.api.uploads import AssetUploader
+from runner.api import AssetUploader, Credentials, DownloadedFile, ScenarioClient, download_asset
 from runner.batch.admission import Admission, RateLimiter
 from runner.batch.bodies import request_body
 from runner.batch.book import JobBook, count_failures
@@ -39,8 +37,7 @@ from runner.domain import JobSpec, JobState
 from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, UsageError
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
 from runner.manifest import Manifest
-from runner.outdir.files import verified_assets, video_name_clashes, write_metadata, write_plan
-from runner.outdir.lock import hold_lock
+from runner.outdir import hold_lock, verified_assets, video_name_clashes, write_metadata, write_plan
 from runner.polling import ListWatcher, PollMode, PollPolicy
 from runner.reconcile import Reconciler
 from runner.schemas import SchemaRegistry

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.api.downloads import DownloadedFile
+from runner.api import DownloadedFile
 from runner.batch.book import JobBook
 from runner.batch.control import HaltReason, halt_reason_for
 from runner.clock import Clock
@@ -28,7 +28,7 @@ from runner.ledger import (
     Running,
     TimedOut,
 )
-from runner.outdir.files import video_relpath
+from runner.outdir import video_relpath
 from runner.polling import ListWatcher, PollPolicy, PollTimeout, wait_terminal
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import anyio
 
-from runner.api.client import ScenarioClient
+from runner.api import ScenarioClient
 from runner.batch.bodies import AssetSource, request_body
 from runner.domain import JobSpec
-from runner.schemas.registry import SchemaRegistry
+from runner.schemas import SchemaRegistry
 
 PRICE_KEYS = ("duration", "mode", "generateAudio", "video", "multiPrompt")
 

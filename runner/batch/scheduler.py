@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import TaskGroup
 
-from runner.batch.admission import Admission, Held
+from runner.batch.admission import Admission, Ticket
 from runner.batch.control import Control
 from runner.batch.following import Follower, FollowOutcome
 from runner.batch.resume import Action, Decision, is_transient_failure
@@ -120,7 +120,7 @@ class Scheduler:
     # -- one job's task: holds a worker slot; a place in flight until the job is terminal --
 
     async def _job_task(
-        self, worker: Held, place: Held, spec: JobSpec, job_id: str | None
+        self, worker: Ticket, place: Ticket, spec: JobSpec, job_id: str | None
     ) -> None:
         with worker:
             retries = 0
@@ -161,7 +161,7 @@ class Scheduler:
         )
 
     async def _download_task(
-        self, worker: Held, spec: JobSpec, record: JobRecord, verified: frozenset[str]
+        self, worker: Ticket, spec: JobSpec, record: JobRecord, verified: frozenset[str]
     ) -> None:
         with worker:
             async with self._downloads:

@@ -16,6 +16,8 @@ from runner import __version__
 from runner.cli import output
 from runner.errors import EXIT_INTERRUPTED, KlingBatchError
 
+__all__ = ["build_parser", "main"]
+
 
 def _commands() -> list[ModuleType]:
     # Imported here so that `--version` and errors in one command do not cost the others.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio
 
-from runner.batch.cancel import cancel_jobs, cancel_targets, record_cancellations
+from runner.batch import cancel_jobs, cancel_targets, record_cancellations
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint
 from runner.cli.status import load_views

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 
-from runner.api.client import DEFAULT_BASE_URL, Credentials, credentials_from_env
+from runner.api import DEFAULT_BASE_URL, Credentials, credentials_from_env
 from runner.errors import UsageError
 
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from runner.batch.progress import Progress, Snapshot, format_duration, progress_line
+from runner.batch import Progress, Snapshot, format_duration, progress_line
 from runner.domain import JobState
 
 PLAIN_INTERVAL = 10.0

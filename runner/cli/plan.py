@@ -13,17 +13,15 @@ from pathlib import Path
 
 import anyio
 
-from runner.api.client import Credentials, ScenarioClient
-from runner.api.uploads import AssetUploader
-from runner.batch.engine import api_sessions
-from runner.batch.pricing import Estimate, estimate_jobs
+from runner.api import AssetUploader, Credentials, ScenarioClient
+from runner.batch import Estimate, api_sessions, estimate_jobs
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.validate import add_allow_unknown, load_from_args, problem_json
 from runner.errors import EXIT_OK, EXIT_USAGE, ManifestError
 from runner.manifest import Manifest
-from runner.schemas.registry import SchemaRegistry
-from runner.views.plan_summary import PlanSummary, job_seconds, summarize_plan
+from runner.schemas import SchemaRegistry
+from runner.views import PlanSummary, job_seconds, summarize_plan
 
 NAME = "plan"
 HELP = "show the expanded job list, counts per model and total seconds of video"

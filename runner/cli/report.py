@@ -8,8 +8,8 @@ from pathlib import Path
 from runner.cli import output
 from runner.cli.status import load_views
 from runner.clock import REAL_CLOCK
-from runner.outdir.files import write_atomically
-from runner.views.report import render_report
+from runner.outdir import write_atomically
+from runner.views import render_report
 
 NAME = "report"
 HELP = "write DIR/report.html, a self-contained page showing every job and its videos"

@@ -16,10 +16,12 @@ from typing import Any
 
 import anyio
 
-from runner.api.client import DEFAULT_BASE_URL
-from runner.batch.control import Control, FailureLimit, HaltReason
-from runner.batch.engine import (
+from runner.api import DEFAULT_BASE_URL
+from runner.batch import (
+    Control,
     Endpoint,
+    FailureLimit,
+    HaltReason,
     Live,
     PreparedRun,
     RunOptions,
@@ -27,9 +29,9 @@ from runner.batch.engine import (
     default_options,
     live_state,
     prepare_run,
+    progress_line,
     run_batch,
 )
-from runner.batch.progress import progress_line
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.live import render_progress
@@ -38,10 +40,13 @@ from runner.clock import REAL_CLOCK
 from runner.errors import EXIT_INTERRUPTED, UsageError
 from runner.ledger import JobRecord, load_records
 from runner.manifest import Manifest
-from runner.outdir.files import PlannedJob
+from runner.outdir import PlannedJob
 from runner.polling import PollMode, PollPolicy
 from runner.schemas import SchemaRegistry
 from runner.views import job_views, state_counts
+
+# The defaults, for the help texts (RunOptions is where they are written).
+_D = default_options(Path("."))
 
 NAME = "run"
 HELP = "run a manifest's jobs (or resume them) and download the videos"
@@ -59,30 +64,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", help="API base URL (default: $SCENARIO_BASE_URL or "
                         f"{DEFAULT_BASE_URL})")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--concurrency", type=int, help="jobs in flight at the API (default 8)")
+    limits.add_argument("--concurrency", type=int, help="jobs in flight at the API (default "
+                        f"{_D.concurrency})")
     limits.add_argument("--model-concurrency", action="append", default=[],
                         metavar="MODEL=N", help="per-model limit on jobs in flight")
     limits.add_argument("--submit-rate", type=float, metavar="PER_SECOND",
                         help="at most this many generate requests per second")
-    limits.add_argument("--download-concurrency", type=int, help="parallel downloads (4)")
+    limits.add_argument("--download-concurrency", type=int, help="parallel downloads "
+                        f"(default {_D.download_concurrency})")
     limits.add_argument("--job-timeout", type=float, metavar="SECONDS",
-                        help="per-job deadline for a terminal status (default 3600)")
+                        help="per-job deadline for a terminal status (default "
+                        f"{_D.poll.deadline:g})")
     limits.add_argument("--poll-interval", type=float, metavar="SECONDS",
-                        help="first poll after this long, then x1.5 each time (default 2)")
+                        help=f"first poll after this long, then x{_D.poll.factor:g} each time "
+                        f"(default {_D.poll.initial:g})")
     limits.add_argument("--poll-max", type=float, metavar="SECONDS",
-                        help="longest wait between two polls of a job (default 15)")
+                        help="longest wait between two polls of a job (default "
+                        f"{_D.poll.maximum:g})")
     limits.add_argument("--poll-mode", choices=[m.value for m in PollMode],
                         help="list (default): one job listing per poll interval for the whole "
                         "batch, plus one direct look per job; each: one GET per job, backing "
                         "off (see the README's benchmark)")
     limits.add_argument("--settle", type=float, metavar="SECONDS",
-                        help="how long a lost POST is looked for before posting again (30)")
+                        help="how long a lost POST is looked for before posting again "
+                        f"(default {_D.settle:g})")
     halts = parser.add_argument_group("halting and retries")
     halts.add_argument("--budget", type=float, metavar="CU",
                        help="stop submitting before the spend would pass this many CU")
     halts.add_argument("--max-failures", metavar="N|N%", help="halt once this many jobs fail")
     halts.add_argument("--auto-retries", type=int,
-                       help="automatic new attempts for transient job failures (default 1)")
+                       help="automatic new attempts for transient job failures "
+                       f"(default {_D.auto_retries})")
     halts.add_argument("--retry-failed", action="store_true",
                        help="make a new attempt for jobs that failed or were canceled")
     halts.add_argument("--redo-changed", action="store_true",

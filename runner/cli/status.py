@@ -8,10 +8,8 @@ from pathlib import Path
 from runner.cli import output
 from runner.errors import UsageError
 from runner.ledger import LEDGER_NAME, load_records
-from runner.outdir.files import PLAN_NAME, read_plan
-from runner.outdir.lock import read_lock
-from runner.views.jobs import JobView, job_views
-from runner.views.status import status_json, status_lines
+from runner.outdir import PLAN_NAME, read_lock, read_plan
+from runner.views import JobView, job_views, status_json, status_lines
 
 NAME = "status"
 HELP = "show the state of every job of a run, from its ledger"

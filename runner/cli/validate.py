@@ -11,7 +11,7 @@ from runner.cli import output
 from runner.domain import Problem
 from runner.errors import EXIT_OK, EXIT_USAGE, ManifestError
 from runner.manifest import Manifest, load_manifest
-from runner.schemas.registry import SchemaRegistry
+from runner.schemas import SchemaRegistry
 
 NAME = "validate"
 HELP = "load and check a whole manifest; print every problem at once"

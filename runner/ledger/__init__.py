@@ -16,6 +16,7 @@ from runner.ledger.events import (
     Submitted,
     TimedOut,
     from_line,
+    kind_of,
     to_line,
 )
 from runner.ledger.journal import (
@@ -23,7 +24,9 @@ from runner.ledger.journal import (
     JsonlLedger,
     Ledger,
     LedgerWriter,
+    encode_event,
     load_records,
+    parse_lines,
 )
 from runner.ledger.records import AssetRecord, JobRecord, apply, replay
 
@@ -48,8 +51,11 @@ __all__ = [
     "Submitted",
     "TimedOut",
     "apply",
+    "encode_event",
     "from_line",
+    "kind_of",
     "load_records",
+    "parse_lines",
     "replay",
     "to_line",
 ]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.domain import JobSpec
-from runner.ledger.records import JobRecord
+from runner.ledger import JobRecord
 
 PLAN_NAME = "plan.jsonl"
 METADATA_NAME = "metadata.jsonl"

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.batch.resume import Action, Decision, decide
+from runner.batch import Action, Decision, decide
 from runner.domain import JobState
 from runner.ledger import AssetRecord, JobRecord
-from runner.outdir.files import PlannedJob
-from runner.schemas.registry import SchemaRegistry
+from runner.outdir import PlannedJob
+from runner.schemas import SchemaRegistry
 from runner.views.plan_summary import video_seconds
 
 LEFT_ALONE = "no longer in the manifest: left alone"

@@ -10,7 +10,7 @@ from typing import Any
 
 from runner.domain import JobSpec
 from runner.manifest import Manifest
-from runner.schemas.registry import SchemaRegistry
+from runner.schemas import SchemaRegistry
 
 
 @dataclass(frozen=True, slots=True)
