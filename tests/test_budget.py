@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.batch.budget import Budget, OverBudget
+from runner.batch import Budget, OverBudget
 
 
 def test_reservations_are_granted_up_to_the_limit() -> None:

@@ -15,8 +15,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from runner.api.backoff import Pacer, RetryPolicy
-from runner.api.client import USER_AGENT, Credentials, ScenarioClient, ensure_anonymous_session
+from runner.api import (
+    USER_AGENT,
+    Credentials,
+    Pacer,
+    RetryPolicy,
+    ScenarioClient,
+    ensure_anonymous_session,
+)
 from runner.domain import RemoteStatus
 from runner.errors import (
     AuthError,
@@ -26,7 +32,7 @@ from runner.errors import (
     RateLimitedError,
     TransientApiError,
 )
-from tests._http import FakeTime, Server, reset, respond, sequence, serve
+from tests.helpers.http import FakeTime, Server, reset, respond, sequence, serve
 
 AUTH = "Basic azpz"
 MODEL = "model_kling-v2-1-pro"

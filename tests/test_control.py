@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.batch.control import Control, FailureLimit, HaltReason, halt_reason_for
+from runner.batch import Control, FailureLimit, HaltReason, halt_reason_for
 from runner.errors import (
     EXIT_USAGE,
     AuthError,

@@ -10,58 +10,25 @@ job. The interrupt tests send SIGINT/SIGTERM and check the drain and the hard st
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from engine_helpers import (
-    FAST_RUN,
+
+from runner.ledger import JsonlLedger, replay
+from tests.helpers.runs import (
     background_simulator,
+    finish,
     ledger_events,
     sha256_of,
+    start_run,
     t2v_jobs,
+    wait_for_events,
     write_manifest,
 )
-
-from runner.ledger.journal import JsonlLedger, replay
-from runner.simulator import Simulator
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def start_run(manifest: Path, out: Path, sim: Simulator, *extra: str) -> subprocess.Popen[bytes]:
-    """A real `run` process; its stderr goes to a file beside the output folder."""
-    env = {**os.environ, "SCENARIO_SDK_API_KEY": "k", "SCENARIO_SDK_API_SECRET": "s",
-           "PYTHONPATH": str(REPO)}
-    env.pop("SCENARIO_SDK_JWT", None)
-    command = [sys.executable, "-m", "runner", "run", str(manifest), "-o", str(out),
-               "--base-url", sim.base_url, *FAST_RUN, *extra]
-    log = out.parent / "run.log"
-    with log.open("ab") as sink:
-        return subprocess.Popen(command, env=env, stdout=sink, stderr=sink)
-
-
-def finish(proc: subprocess.Popen[bytes], out: Path, timeout: float) -> str:
-    """Wait for `proc`; the tail of the runs' log."""
-    proc.wait(timeout=timeout)
-    return (out.parent / "run.log").read_text(errors="replace")[-3000:]
-
-
-def wait_for_events(out: Path, event: str, count: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (out / "ledger.jsonl").exists():
-            lines = (out / "ledger.jsonl").read_bytes().splitlines()
-            if sum(f'"event":"{event}"'.encode() in line for line in lines) >= count:
-                return
-        time.sleep(0.02)
-    raise AssertionError(f"no {count} {event!r} events within {timeout}s")
 
 
 @pytest.mark.slow
@@ -86,14 +53,16 @@ def test_sigkill_at_random_moments_never_loses_or_double_pays(tmp_path: Path) ->
             kills += 1
         final = start_run(manifest, out, sim, "--concurrency", "24")
         log = finish(final, out, timeout=300)
-        assert final.returncode == 0, log
         counts = sim.stats.submissions_by_fingerprint
         created = sim.stats.jobs
-    assert kills >= 20, f"the batch finished after {kills} kills"
+    # Money first: a body billed twice is the failure this test exists for (it is what
+    # disabling reconciliation makes it report).
     distinct = {json.dumps(j["params"], sort_keys=True) for j in jobs}
     assert len(counts) == len(distinct)
     repeated = Counter(counts.values())
     assert repeated == {1: len(distinct) - 1, 6: 1}, repeated  # 6 = the six identical repeats
+    assert final.returncode == 0, log
+    assert kills >= 20, f"the batch finished after {kills} kills"
     records = replay(JsonlLedger(out).read_events())
     assert len(records) == len(jobs)
     adopted_ids = {r.job_id for r in records.values()}

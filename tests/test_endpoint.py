@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from runner.api.client import DEFAULT_BASE_URL
+from runner.api import DEFAULT_BASE_URL
 from runner.cli.endpoint import api_endpoint
 from runner.errors import UsageError
 

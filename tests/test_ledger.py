@@ -1,5 +1,6 @@
 """The ledger: replay of every event kind, the on-disk spelling, torn lines, durable group
-commits, and a ledger written by version 0.1 replaying unchanged."""
+commits, a failed write raised to every writer, and a ledger written by version 0.1 replaying
+unchanged."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import anyio.lowlevel
 import pytest
 
 from runner.domain import JobState
+from runner.errors import LedgerWriteError
 from runner.ledger import (
     LEDGER_NAME,
     AssetRecord,
@@ -33,13 +35,14 @@ from runner.ledger import (
     Submitted,
     TimedOut,
     apply,
+    encode_event,
     from_line,
+    kind_of,
     load_records,
+    parse_lines,
     replay,
     to_line,
 )
-from runner.ledger.events import kind_of
-from runner.ledger.journal import encode_event, parse_lines
 
 TS = "2025-01-01T12:00:00.000Z"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -934,3 +937,25 @@ async def test_a_cancelled_writer_still_serves_until_it_is_closed() -> None:
             await writer.append(submitted())
         writer.close()
     assert ledger.durable == [intent(), submitted()]
+
+
+class FullDisk:
+    """A Ledger fake whose every write fails as on a full disk."""
+
+    async def append_many(self, events: list[Event]) -> None:
+        raise OSError(28, "No space left on device")
+
+    def read_events(self) -> Any:
+        return iter(())
+
+
+async def test_a_failed_ledger_write_raises_instead_of_hanging() -> None:
+    writer = LedgerWriter(FullDisk())
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer.run)
+            with pytest.raises(LedgerWriteError, match="No space left"):
+                await writer.append(Intended(job="a", attempt=1))
+            with pytest.raises(LedgerWriteError):
+                await writer.append(Intended(job="a", attempt=1))
+            writer.close()

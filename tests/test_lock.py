@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import EXIT_USAGE, LockedError
-from runner.outdir.lock import LOCK_NAME, LockInfo, hold_lock, read_lock
+from runner.outdir import LOCK_NAME, LockInfo, hold_lock, read_lock
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,15 +1,19 @@
-"""Poll cadence and the wait loop, on a fake clock that sleeping advances."""
+"""Poll cadence and the wait loop, on a fake clock that sleeping advances; the list watcher
+passing a listing's failure on to the jobs that wait on it."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
+import anyio
 import pytest
 
+from runner.clock import Clock
 from runner.domain import RemoteJob, RemoteStatus
-from runner.polling.each import PollPolicy, PollTimeout, next_poll_delay, wait_terminal
-from tests._http import FakeTime
+from runner.errors import AuthError, TransientApiError
+from runner.polling import ListWatcher, PollPolicy, PollTimeout, next_poll_delay, wait_terminal
+from tests.helpers.http import FakeTime
 
 DEFAULT = PollPolicy()
 
@@ -33,8 +37,6 @@ DEFAULT = PollPolicy()
 )
 def test_next_poll_delay(policy: PollPolicy, polls_done: int, expected: float) -> None:
     assert next_poll_delay(policy, polls_done) == pytest.approx(expected)
-
-
 
 
 def job(raw: str, progress: float = 0.0) -> RemoteJob:
@@ -173,3 +175,40 @@ async def test_errors_of_get_job_propagate() -> None:
 
 def test_poll_timeout_message() -> None:
     assert "deadline" in str(PollTimeout(None))
+
+
+# -- outages that must not end or hang a run ------------------------------------------------
+
+
+async def test_polling_rides_out_transient_errors_until_the_deadline() -> None:
+    answers: list[RemoteJob | Exception] = [TransientApiError("503"), TransientApiError("503"),
+                                            job("success")]
+    time = FakeTime()
+
+    async def get_job(_: str) -> RemoteJob:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    final = await wait_terminal(get_job, "job_1", policy=PollPolicy(1, 2, 4, 100),
+                                clock=time.as_clock())
+    assert final.status is RemoteStatus.SUCCESS and answers == []
+
+
+async def test_watcher_passes_an_auth_failure_to_every_waiting_job() -> None:
+    async def listing(_: str) -> AsyncIterator[RemoteJob]:
+        raise AuthError("401 Unauthorized", status=401)
+        yield  # pragma: no cover
+
+    async def get_job(job_id: str) -> RemoteJob:
+        assert job_id == "job_1"
+        return job("in-progress")
+
+    watcher = ListWatcher(listing, get_job, clock=Clock(monotonic=anyio.current_time),
+                          interval=0.01)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watcher.run)
+        with pytest.raises(AuthError):
+            await watcher.wait("job_1", deadline=5)
+        tg.cancel_scope.cancel()

@@ -1,22 +1,29 @@
-"""Matching lost POSTs to the jobs the API created: bodies, counts, claims, models, time."""
+"""Matching lost POSTs to the jobs the API created: bodies, counts, claims, models, time;
+and one body's POSTs for two models, which nothing could tell apart, kept out of the air
+together."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 
 from runner.canonical import canonical_json
 from runner.clock import parse_iso
 from runner.domain import RemoteJob, RemoteStatus
-from runner.reconcile.matching import (
+from runner.reconcile import (
     CLOCK_SKEW,
     Intent,
+    Reconciler,
+    ambiguous_intents,
     body_fingerprint,
     listing_start,
     match_intents,
 )
+from tests.helpers.http import FakeTime
 
 MODEL = "model_kling-v2-1-pro"
 FOG = {"prompt": "A knight walks through fog", "duration": "5"}
@@ -214,3 +221,49 @@ def test_oldest_job_first_compares_instants_not_strings() -> None:
     adopted = match_intents([intent("a"), intent("b", ts="2025-01-01T12:00:00.001Z")], jobs,
                             set())  # fmt: skip
     assert ids(adopted) == {"a": "job_earlier", "b": "job_later"}
+
+
+# --- one body, two models: the API's job does not say its model ----------------------------
+
+MOTION = {"image": "asset_a", "video": "asset_v"}
+MOTION_BODY = canonical_json(MOTION)
+
+
+def test_intents_of_two_models_with_one_body_adopt_nothing() -> None:
+    intents = [Intent("v26", "model_kling-v2-6-motion-control", MOTION_BODY,
+                      "2030-01-01T00:00:00Z"),
+               Intent("v3", "model_kling-v3-pro-motion-control", MOTION_BODY,
+                      "2030-01-01T00:00:00Z")]
+    assert {i.job for i in ambiguous_intents(intents)} == {"v26", "v3"}
+    listed = remote("job_1", MOTION, created="2030-01-01T00:00:01Z", model=None)
+    assert match_intents(intents, [listed], set()) == {}
+
+
+async def test_posts_of_one_body_for_two_models_are_never_in_the_air_together() -> None:
+    async def no_jobs(_: str) -> AsyncIterator[RemoteJob]:
+        return
+        yield  # pragma: no cover
+
+    rec = Reconciler(no_jobs, claimed=set(), settle=0, clock=FakeTime().as_clock())
+    order: list[str] = []
+    a_holds, release_a = anyio.Event(), anyio.Event()
+
+    async def model_a() -> None:
+        # The same model twice: repeats may fly together.
+        async with rec.holding(MOTION_BODY, "model_a"), rec.holding(MOTION_BODY, "model_a"):
+            a_holds.set()
+            await release_a.wait()
+            order.append("a ends")
+
+    async def model_b() -> None:
+        await a_holds.wait()
+        async with rec.holding(MOTION_BODY, "model_b"):
+            order.append("b began")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(model_a)
+        tg.start_soon(model_b)
+        await a_holds.wait()
+        await anyio.sleep(0.05)  # model_b is waiting for the body by now
+        release_a.set()
+    assert order == ["a ends", "b began"]

@@ -24,7 +24,7 @@ from runner.ledger import (
     Submitted,
     load_records,
 )
-from runner.outdir.files import PlannedJob, write_plan
+from runner.outdir import PlannedJob, write_plan
 from runner.views import JobView, excerpt, human_bytes, job_views, render_report, summarize
 
 V21 = "model_kling-v2-1-pro"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from runner.batch.resume import Action, changed_fields, decide
+from runner.batch import Action, changed_fields, decide
 from runner.domain import JobState
 from runner.ledger import AssetRecord, JobRecord
 

@@ -16,8 +16,8 @@ import pytest
 from scenario_sdk import AsyncScenario
 from scenario_sdk.types import JobRetrieveResponse
 
-from runner.simulator import Simulator
-from runner.simulator.video import VideoSpec, encode_clip
+from runner.simulator import Simulator, VideoSpec, encode_clip
+from tests.helpers.media import png_bytes
 
 TERMINAL = {"success", "failure", "canceled"}
 
@@ -32,8 +32,6 @@ async def sdk(simulator_factory: Any, tmp_path: Path) -> Any:
 
 
 async def _upload_image(client: AsyncScenario) -> str:
-    from conftest import png_bytes
-
     reply = await client.assets.upload(name="frame.png",
                                        image=base64.b64encode(png_bytes()).decode())
     assert reply.asset.id.startswith("asset_") and reply.asset.kind == "image"

@@ -13,6 +13,7 @@ import aiohttp
 import av
 
 from runner.simulator import Simulator, SimulatorConfig, start_simulator
+from tests.helpers.simulator import SimClient
 
 GENERATE = "/generate/custom/model_kling-v2-1-pro"
 
@@ -50,8 +51,6 @@ async def test_lifecycle_follows_the_injected_clock(tmp_path: Path) -> None:
     clock = FakeClock()
     config = SimulatorConfig(job_seconds=(10.0, 10.0), work_dir=tmp_path)
     async with start_simulator(config, clock=clock) as sim, aiohttp.ClientSession() as session:
-        from conftest import SimClient  # the helper class, not a fixture
-
         client = SimClient(session, sim)
         job_id = (await _job_for(client))["job"]["jobId"]
         seen = []
@@ -186,7 +185,7 @@ async def test_cancel_rules(simulator_factory: Callable[..., Any],
 
 
 async def test_multipart_upload_flow(sim_client: Any, tmp_path: Path) -> None:
-    from runner.simulator.video import VideoSpec, encode_clip
+    from runner.simulator import VideoSpec, encode_clip
 
     source = tmp_path / "ref.mp4"
     encode_clip(source, VideoSpec(seconds=3.0), "driving")
@@ -221,8 +220,6 @@ async def test_cdn_refuses_bad_or_expired_urls_and_records_auth(tmp_path: Path) 
     clock = FakeClock()
     config = SimulatorConfig(job_seconds=(0, 0), url_ttl_seconds=60, work_dir=tmp_path)
     async with start_simulator(config, clock=clock) as sim, aiohttp.ClientSession() as session:
-        from conftest import SimClient
-
         client = SimClient(session, sim)
         job = await client.wait_job((await _job_for(client))["job"]["jobId"])
         _, _, body = await client.call("GET", f"/assets/{job['metadata']['assetIds'][0]}")

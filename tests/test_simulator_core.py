@@ -9,17 +9,20 @@ from collections.abc import Iterator
 import pytest
 
 from runner.simulator import (
+    Job,
+    SimState,
     SimulatorConfig,
+    authorized,
     billing,
     faults,
+    iso_ms,
     lifecycle,
     listing,
     request_fingerprint,
+    sign,
+    signature_ok,
 )
-from runner.simulator.auth import authorized
-from runner.simulator.context import iso_ms, sign, signature_ok
 from runner.simulator.faults import Outcome
-from runner.simulator.state import Job, SimState
 
 
 def test_draw_is_a_pure_function_of_its_arguments() -> None:

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from runner.simulator import Simulator, SimulatorConfig, request_fingerprint, start_simulator
+from tests.helpers.simulator import SimClient
 
 MODEL = "model_kling-v2-1-pro"
 GENERATE = f"/generate/custom/{MODEL}"
@@ -202,8 +203,6 @@ async def test_parallel_cap_answers_429_and_creates_nothing() -> None:
     config = SimulatorConfig(max_parallel_jobs=2, job_seconds=(10, 10))
     async with start_simulator(config, clock=lambda: now[0]) as sim, \
             aiohttp.ClientSession() as session:
-        from conftest import SimClient
-
         client = SimClient(session, sim)
         image = await client.upload_image()
         first = [(await _post(client, _body(image, f"p{i}")))[:2] for i in range(3)]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runner.batch.resume import Action
+from runner.batch import Action
 from runner.cli import main
 from runner.domain import JobSpec, JobState, SourceLocation
 from runner.ledger import (
@@ -30,7 +30,7 @@ from runner.ledger import (
     load_records,
     replay,
 )
-from runner.outdir.files import PlannedJob, write_plan
+from runner.outdir import PlannedJob, write_plan
 from runner.views import (
     LEFT_ALONE,
     JobView,

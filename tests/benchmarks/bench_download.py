@@ -29,8 +29,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 # Imported after the path fix, so the script runs from a checkout without installing.
-from runner.api.client import Credentials, ScenarioClient
-from runner.api.downloads import download_asset
+from runner.api import Credentials, ScenarioClient, download_asset
 
 _CHUNK = 1 << 20
 

@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE.parents[1])]
-
-from engine_helpers import background_simulator, t2v_jobs, write_manifest  # noqa: E402
+sys.path.insert(0, str(HERE.parents[1]))
 
 from runner.cli import main  # noqa: E402
+from tests.helpers.runs import background_simulator, t2v_jobs, write_manifest  # noqa: E402
 
 
 def bench(jobs: int, mode: str, concurrency: int, job_seconds: tuple[float, float]) -> None:

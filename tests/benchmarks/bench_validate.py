@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from runner.manifest import load_manifest
-from runner.schemas.registry import SchemaRegistry
+from runner.schemas import SchemaRegistry
 
 _HEAD = """version: 1
 defaults:

@@ -11,7 +11,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from engine_helpers import (
+
+from runner.cli import main
+from runner.ledger import Downloaded, Intended, JsonlLedger, encode_event
+from runner.simulator import Simulator
+from tests.helpers.runs import (
     ALL_MODELS,
     background_simulator,
     ledger_events,
@@ -22,10 +26,6 @@ from engine_helpers import (
     t2v_jobs,
     write_manifest,
 )
-
-from runner.cli import main
-from runner.ledger import Downloaded, JsonlLedger
-from runner.simulator import Simulator
 
 pytestmark = pytest.mark.usefixtures("api_credentials")
 
@@ -149,6 +149,26 @@ def test_failed_jobs_are_recorded_and_the_run_exits_1(tmp_path: Path) -> None:
     assert all(e["status"] == "failure" and e["error"] and e["hint"] for e in failed)
 
 
+def test_an_empty_asset_file_fails_its_job_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty.png").write_bytes(b"")
+    bad = {"id": "bad", "model": "model_kling-v2-1-pro",
+           "params": {"prompt": "x", "startImage": "empty.png"}}
+    manifest = write_manifest(tmp_path, [bad, *t2v_jobs(2)])
+    out = tmp_path / "out"
+    with background_simulator() as sim:
+        code = run_cli(manifest, out, sim)
+    err = capsys.readouterr().err
+    if code == 2:  # the manifest check caught it first: also fine, nothing was sent
+        assert "empty.png" in err and sim.stats.jobs == []
+        return
+    assert code == 1 and "Traceback" not in err
+    rejected = [e for e in ledger_events(out) if e["event"] == "rejected"]
+    assert [e["job"] for e in rejected] == ["bad"] and "empty" in rejected[0]["error"]
+    assert len(list((out / "videos").glob("*.mp4"))) == 2
+
+
 def test_transient_job_failures_get_one_automatic_new_attempt(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, t2v_jobs(3))
     out = tmp_path / "out"
@@ -175,6 +195,20 @@ def test_retry_failed_makes_a_new_attempt_only_for_failed_jobs(tmp_path: Path) -
     assert sorted(counts.values()) == sorted(intents.values())
 
 
+def test_attempt_numbers_never_repeat_across_reposts_and_retries(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(4))
+    out = tmp_path / "out"
+    faults = {"transient_job_failure": 1.0, "reset_before_create": 0.5}
+    with background_simulator(seed=5, faults=faults) as sim:
+        assert run_cli(manifest, out, sim, "--auto-retries", "2") == 1
+    intents: dict[str, list[int]] = {}
+    for event in ledger_events(out):
+        if event["event"] == "intent":
+            intents.setdefault(event["job"], []).append(event["attempt"])
+    for attempts in intents.values():
+        assert attempts == sorted(set(attempts)), attempts  # strictly increasing
+
+
 def test_resume_skips_done_jobs_and_redownloads_a_missing_file(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, t2v_jobs(5))
     out = tmp_path / "out"
@@ -188,6 +222,26 @@ def test_resume_skips_done_jobs_and_redownloads_a_missing_file(tmp_path: Path) -
     downloaded = Counter(e["job"] for e in ledger_events(out) if e["event"] == "downloaded")
     assert downloaded == {"clip-000": 1, "clip-001": 1, "clip-002": 2, "clip-003": 2,
                           "clip-004": 1}
+
+
+def test_resume_reposts_lost_intents_within_the_concurrency_limit(tmp_path: Path) -> None:
+    jobs = t2v_jobs(8)
+    manifest = write_manifest(tmp_path, jobs)
+    out = tmp_path / "out"
+    out.mkdir()
+    # A crashed run left eight intents whose POSTs never reached the API.
+    # (Stamped in the future, as another machine's clock might: the wait stays bounded.)
+    lines = [encode_event(Intended(job=j["id"], ts="2030-01-01T00:00:00.000Z", attempt=1,
+                                   model=j["model"], params=j["params"], body=j["params"],
+                                   fingerprint="f"))
+             for j in jobs]
+    (out / "ledger.jsonl").write_bytes(b"".join(lines))
+    with background_simulator(job_seconds=(0.2, 0.3)) as sim:
+        assert run_cli(manifest, out, sim, "--concurrency", "2") == 0
+        assert sim.stats.max_jobs_in_flight <= 2
+        assert set(sim.stats.submissions_by_fingerprint.values()) == {1}
+    attempts = [e["attempt"] for e in ledger_events(out) if e["event"] == "submitted"]
+    assert attempts == [2] * 8
 
 
 def test_changed_jobs_are_refused_then_redone_on_request(
@@ -226,6 +280,13 @@ def test_bad_credentials_halt_with_exit_3(tmp_path: Path) -> None:
         assert run_cli(manifest, tmp_path / "out", sim) == 3
         assert sim.stats.submissions_by_fingerprint == Counter()
         assert sim.stats.requests_by_endpoint["POST /v1/generate/custom/{modelId}"] <= 8
+
+
+def test_wrong_credentials_with_a_budget_halt_with_exit_3(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(3))
+    with background_simulator(api_key="right", api_secret="right") as sim:
+        assert run_cli(manifest, tmp_path / "out", sim, "--budget", "1000") == 3
+        assert sim.stats.jobs == []
 
 
 def test_max_failures_halts_the_run(tmp_path: Path) -> None:
@@ -270,6 +331,18 @@ def test_without_credentials_run_stops_before_anything(
     assert "Traceback" not in err
 
 
+def test_job_ids_whose_videos_would_share_names_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = t2v_jobs(2)
+    jobs[0]["id"], jobs[1]["id"] = "x", "x_2"
+    manifest = write_manifest(tmp_path, jobs)
+    with background_simulator() as sim:
+        assert run_cli(manifest, tmp_path / "out", sim) == 2
+        assert sum(sim.stats.requests_by_endpoint.values()) == 0
+    assert "x_2" in capsys.readouterr().err
+
+
 def test_simulate_runs_without_credentials(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -281,7 +354,7 @@ def test_simulate_runs_without_credentials(
 
 
 def test_a_second_runner_on_the_same_folder_is_refused(tmp_path: Path) -> None:
-    from runner.outdir.lock import hold_lock
+    from runner.outdir import hold_lock
 
     manifest = write_manifest(tmp_path, t2v_jobs(1))
     out = tmp_path / "out"

@@ -1,13 +1,14 @@
-"""The submit-rate bucket (pure), its async shell on a fake clock, and per-model limits."""
+"""Admission: the submit-rate bucket (pure), its async shell on a fake clock, per-model limits
+and the slots that bound jobs in flight."""
 
 from __future__ import annotations
 
 import anyio
 import pytest
 
-from runner.batch.admission import Bucket, ModelLimiters, RateLimiter, Slots, reserve_slot
+from runner.batch import Bucket, ModelLimiters, RateLimiter, Slots, reserve_slot
 from runner.clock import Clock
-from tests._http import FakeTime
+from tests.helpers.http import FakeTime
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,7 @@ from typing import Any
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from runner.api.backoff import Pacer, RetryPolicy
-from runner.api.client import Credentials, ScenarioClient
+from runner.api import Credentials, Pacer, RetryPolicy, ScenarioClient
 from runner.clock import Clock
 
 AUTH = "Basic azpz"  # base64("k:s"), the SDK's own example

@@ -11,7 +11,7 @@ import pytest
 
 from runner.domain import JobSpec, JobState, SourceLocation
 from runner.ledger import AssetRecord, JobRecord
-from runner.outdir.files import (
+from runner.outdir import (
     METADATA_NAME,
     PLAN_NAME,
     PlannedJob,

@@ -17,9 +17,9 @@ import anyio
 import pytest
 from aiohttp import web
 
-from runner.api.downloads import DownloadedFile, download_asset, part_path, size_problem
+from runner.api import DownloadedFile, download_asset, part_path, size_problem
 from runner.errors import PermanentApiError, TransientApiError
-from tests._http import AUTH, FakeTime, Server, api_client, serve
+from tests.helpers.http import AUTH, FakeTime, Server, api_client, serve
 
 DATA = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MiB: several writer blocks
 

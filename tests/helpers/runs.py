@@ -1,12 +1,17 @@
 """Helpers for end-to-end tests of `run`: a simulator in a background thread, manifests on
-disk, and readers for the output folder. The CLI runs for real (`main([...])`), over real
-HTTP, against a real simulator; only its accounting is read directly.
+disk, the CLI in-process (`run_cli`) or as a real process (`start_run`), and readers for the
+output folder. The CLI runs for real, over real HTTP, against a real simulator; only the
+simulator's accounting is read directly.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +19,13 @@ from typing import Any
 
 import anyio.from_thread
 import yaml
-from conftest import FAST_CONFIG, png_bytes
 
 from runner.cli import main
-from runner.simulator import Simulator, SimulatorConfig, start_simulator
-from runner.simulator.video import VideoSpec, encode_clip
+from runner.simulator import Simulator, SimulatorConfig, VideoSpec, encode_clip, start_simulator
+from tests.helpers.media import png_bytes
+from tests.helpers.simulator import FAST_CONFIG
+
+REPO = Path(__file__).resolve().parents[2]
 
 FAST_RUN = ["--poll-interval", "0.05", "--poll-max", "0.2", "--settle", "0.5", "-q"]
 
@@ -81,6 +88,36 @@ def run_cli(manifest: Path, out: Path, sim: Simulator | None, *extra: str) -> in
     """`kling-batch run` against `sim` (credentials from the environment the test set)."""
     base = ["--base-url", sim.base_url] if sim is not None else []
     return main(["run", str(manifest), "-o", str(out), *base, *FAST_RUN, *extra])
+
+
+def start_run(manifest: Path, out: Path, sim: Simulator, *extra: str) -> subprocess.Popen[bytes]:
+    """A real `run` process; its stderr goes to a file beside the output folder."""
+    env = {**os.environ, "SCENARIO_SDK_API_KEY": "k", "SCENARIO_SDK_API_SECRET": "s",
+           "PYTHONPATH": str(REPO)}
+    env.pop("SCENARIO_SDK_JWT", None)
+    command = [sys.executable, "-m", "runner", "run", str(manifest), "-o", str(out),
+               "--base-url", sim.base_url, *FAST_RUN, *extra]
+    log = out.parent / "run.log"
+    with log.open("ab") as sink:
+        return subprocess.Popen(command, env=env, stdout=sink, stderr=sink)
+
+
+def finish(proc: subprocess.Popen[bytes], out: Path, timeout: float) -> str:
+    """Wait for `proc`; the tail of the runs' log."""
+    proc.wait(timeout=timeout)
+    return (out.parent / "run.log").read_text(errors="replace")[-3000:]
+
+
+def wait_for_events(out: Path, event: str, count: int, timeout: float = 60.0) -> None:
+    """Wait until the ledger holds `count` events of kind `event`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (out / "ledger.jsonl").exists():
+            lines = (out / "ledger.jsonl").read_bytes().splitlines()
+            if sum(f'"event":"{event}"'.encode() in line for line in lines) >= count:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"no {count} {event!r} events within {timeout}s")
 
 
 def ledger_events(out: Path) -> list[dict[str, Any]]:

@@ -1,27 +1,19 @@
-"""Table tests of the client's pure parts: wire parsing, error mapping, retry decisions."""
+"""The wire format: answers parsed into the runner's types (tolerant of extras, exact about
+what is missing), request bodies encoded, and the query and path of each request built."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import pytest
 
-from runner.api.auth import Credentials, credentials_from_env
-from runner.api.client import jobs_query, path_segment
-from runner.api.failures import (
-    Failure,
-    failure_for_exception,
-    failure_for_status,
-    final_error,
-    retry_allowed,
-)
-from runner.api.transport import decode_body, encode_json
-from runner.api.wire import (
+from runner.api import (
     UploadPart,
     WireFormatError,
+    decode_body,
+    encode_json,
     error_message,
+    jobs_query,
     parse_asset,
     parse_created_asset_id,
     parse_estimate,
@@ -30,19 +22,9 @@ from runner.api.wire import (
     parse_submission,
     parse_upload_state,
     parse_upload_ticket,
+    path_segment,
 )
 from runner.domain import RemoteStatus
-from runner.errors import (
-    ApiError,
-    AuthError,
-    CreditError,
-    OutcomeUnknownError,
-    PermanentApiError,
-    RateLimitedError,
-    TransientApiError,
-)
-
-NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 FULL_JOB: dict[str, Any] = {
     "jobId": "job_1",
@@ -223,112 +205,6 @@ def test_error_message(body: Any, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "headers", "kind"),
-    [
-        (400, {"message": "prompt is required"}, {}, PermanentApiError),
-        (404, {"message": "no such job"}, {}, PermanentApiError),
-        (422, {"message": "duration must be a string"}, {}, PermanentApiError),
-        (418, None, {}, PermanentApiError),
-        (401, {"message": "bad key"}, {}, AuthError),
-        (403, {"message": "forbidden"}, {}, AuthError),
-        (402, {"message": "pay"}, {}, CreditError),
-        (400, {"message": "Not enough creative units"}, {}, CreditError),
-        (403, {"message": "Insufficient credits for this team"}, {}, CreditError),
-        (422, {"message": "monthly quota exceeded"}, {}, CreditError),
-        (429, {"message": "quota of requests per second"}, {}, RateLimitedError),
-        (408, None, {}, TransientApiError),
-        (409, None, {}, TransientApiError),
-        (500, "oops", {}, TransientApiError),
-        (503, {"message": "credit service down"}, {}, TransientApiError),
-    ],
-)
-def test_failure_for_status(
-    status: int, body: Any, headers: dict[str, str], kind: type[ApiError]
-) -> None:
-    failure = failure_for_status(status, body, headers, method="GET", url="/v1/x", now=NOW)
-    assert type(failure.error) is kind
-    assert failure.error.status == status
-    assert failure.sent
-    assert "GET /v1/x: HTTP" in failure.error.message
-
-
-def test_a_429_carries_the_server_delay() -> None:
-    failure = failure_for_status(
-        429, None, {"retry-after-ms": "250"}, method="POST", url="/v1/g", now=NOW
-    )
-    assert isinstance(failure.error, RateLimitedError)
-    assert failure.error.retry_after == 0.25
-    assert failure.retry_hint == 0.25
-
-
-def _os_error() -> aiohttp.ClientConnectorError:
-    key = aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None)
-    return aiohttp.ClientConnectorError(key, OSError(111, "refused"))
-
-
-@pytest.mark.parametrize(
-    ("exc", "sent", "words"),
-    [
-        (_os_error(), False, "could not connect"),
-        (aiohttp.ConnectionTimeoutError("connect"), False, "could not connect"),
-        (aiohttp.SocketTimeoutError("read"), True, "no answer in time"),
-        (TimeoutError(), True, "no answer in time"),
-        (aiohttp.ServerDisconnectedError(), True, "connection was lost"),
-        (aiohttp.ClientOSError(104, "reset"), True, "connection was lost"),
-        (aiohttp.ClientPayloadError("short"), True, "cut off"),
-        (aiohttp.ClientError("odd"), True, "transport error"),
-    ],
-)
-def test_failure_for_exception(exc: BaseException, sent: bool, words: str) -> None:
-    failure = failure_for_exception(exc, method="POST", url="/v1/g")
-    assert type(failure.error) is TransientApiError
-    assert failure.sent is sent
-    assert words in failure.error.message
-
-
-def _status(status: int, headers: dict[str, str] | None = None) -> Failure:
-    return failure_for_status(status, None, headers or {}, method="POST", url="/g", now=NOW)
-
-
-UNSENT = failure_for_exception(aiohttp.ConnectionTimeoutError(), method="POST", url="/g")
-RESET = failure_for_exception(aiohttp.ServerDisconnectedError(), method="POST", url="/g")
-
-
-@pytest.mark.parametrize(
-    ("failure", "ordinary", "generate", "generate_final"),
-    [
-        (_status(500), True, False, OutcomeUnknownError),
-        (_status(503, {"x-should-retry": "true"}), True, False, OutcomeUnknownError),
-        (_status(408), True, False, OutcomeUnknownError),
-        (_status(409), True, False, OutcomeUnknownError),
-        (RESET, True, False, OutcomeUnknownError),
-        (_status(429), True, True, RateLimitedError),
-        (_status(429, {"x-should-retry": "false"}), False, False, RateLimitedError),
-        (UNSENT, True, True, TransientApiError),
-        (_status(500, {"x-should-retry": "false"}), False, False, OutcomeUnknownError),
-        (_status(400), False, False, PermanentApiError),
-        (_status(422), False, False, PermanentApiError),
-        (_status(401), False, False, AuthError),
-        (_status(402), False, False, CreditError),
-    ],
-)
-def test_retry_and_final_error_rules(
-    failure: Failure, ordinary: bool, generate: bool, generate_final: type[ApiError]
-) -> None:
-    assert retry_allowed(failure, creates_job=False) is ordinary
-    assert retry_allowed(failure, creates_job=True) is generate
-    assert type(final_error(failure, creates_job=True)) is generate_final
-    # Ordinary calls keep the error they got.
-    assert final_error(failure, creates_job=False) is failure.error
-
-
-def test_outcome_unknown_says_what_to_do() -> None:
-    error = final_error(_status(502), creates_job=True)
-    assert "reconcile" in error.message
-    assert error.status == 502
-
-
-@pytest.mark.parametrize(
     ("kwargs", "query", "types", "status"),
     [
         (
@@ -407,33 +283,3 @@ def test_json_encoding_is_compact_utf8_and_decoding_tolerant() -> None:
     assert decode_body(b"") is None
     assert decode_body(b'{"a":1}') == {"a": 1}
     assert decode_body(b"<html>") == "<html>"
-
-
-@pytest.mark.parametrize(
-    ("env", "expected"),
-    [
-        ({}, None),
-        ({"SCENARIO_SDK_API_KEY": "k", "SCENARIO_SDK_API_SECRET": "s"}, "Basic azpz"),
-        ({"SCENARIO_SDK_JWT": "tok"}, "Bearer tok"),
-        (
-            {"SCENARIO_SDK_API_KEY": "k", "SCENARIO_SDK_API_SECRET": "s", "SCENARIO_SDK_JWT": "t"},
-            "Basic azpz",  # Basic wins, as in the SDK
-        ),
-        ({"SCENARIO_SDK_API_KEY": "k"}, None),  # half a pair is no credential
-        ({"SCENARIO_SDK_API_KEY": "k", "SCENARIO_SDK_JWT": "t"}, "Bearer t"),
-        ({"SCENARIO_SDK_JWT": "  "}, None),
-    ],
-)
-def test_credentials_from_env(env: dict[str, str], expected: str | None) -> None:
-    credentials = credentials_from_env(env)
-    if expected is None:
-        assert credentials is None
-    else:
-        assert credentials == Credentials(expected)
-
-
-def test_credentials_never_show_the_secret() -> None:
-    credentials = Credentials("Bearer super-secret-token")
-    for text in (repr(credentials), str(credentials), f"{credentials}", repr([credentials])):
-        assert "super-secret" not in text
-        assert "Bearer" in text

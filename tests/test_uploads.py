@@ -1,4 +1,6 @@
-"""AssetUploader against an in-process API and a presigned-URL "store" on a second port."""
+"""AssetUploader against an in-process API and a presigned-URL "store" on a second port: one
+POST or one multipart upload per file, retried parts, refusals, and the asset-id cache (kept
+apart per origin, kind and, against the simulator, per account)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ import anyio
 import pytest
 from aiohttp import web
 
-from runner.api.uploads import (
+from runner.api import (
     IMAGE_ASSET_LIMIT,
     MIN_PART_SIZE,
     PART_SIZE,
     AssetUploader,
+    Credentials,
+    ScenarioClient,
     cache_key,
     load_cache,
     part_ranges,
@@ -26,7 +30,9 @@ from runner.api.uploads import (
     uses_multipart,
 )
 from runner.errors import PermanentApiError, UsageError
-from tests._http import AUTH, FakeTime, Server, api_client, serve
+from runner.simulator import SimulatorConfig, start_simulator
+from tests.helpers.http import AUTH, FakeTime, Server, api_client, serve
+from tests.helpers.media import png_bytes
 
 MiB = 1024 * 1024
 
@@ -297,6 +303,21 @@ def test_the_cache_is_keyed_by_origin_and_kind() -> None:
         cache_key("http://127.0.0.1:1", "video", "ab"),
     }
     assert len(keys) == 3
+
+
+async def test_two_accounts_on_one_api_never_share_cached_asset_ids(tmp_path: Path) -> None:
+    image = tmp_path / "hero.png"
+    image.write_bytes(png_bytes())
+    cache = tmp_path / "assets.json"
+    async with start_simulator(SimulatorConfig(job_seconds=(0.05, 0.1))) as sim, \
+            aiohttp.ClientSession() as api, aiohttp.ClientSession() as cdn:
+        ids = []
+        for who in ("Basic YTpi", "Basic Yzpk", "Basic YTpi"):
+            client = ScenarioClient(api, sim.base_url, Credentials(who))
+            ids.append(await AssetUploader(client, cdn, cache).asset_id_for(image, "image"))
+        uploads = sim.stats.requests_by_endpoint["POST /v1/assets"]
+    assert ids[0] == ids[2] != ids[1]  # the first account's id is reused, not the other's
+    assert uploads == 2
 
 
 async def test_a_session_with_credentials_is_refused(tmp_path: Path) -> None:

@@ -6,13 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runner.api.backoff import (
-    Pacer,
-    RetryPolicy,
-    next_retry_delay,
-    retry_hint_from_headers,
-    should_retry,
-)
+from runner.api import Pacer, RetryPolicy, next_retry_delay, retry_hint_from_headers, should_retry
 
 POLICY = RetryPolicy()
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)

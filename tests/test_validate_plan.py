@@ -1,13 +1,24 @@
-"""`kling-batch validate` and `plan` through `main([...])`: exit codes, text and --json."""
+"""`kling-batch validate` and `plan` through `main([...])`: exit codes, text and --json;
+`plan --estimate` pricing with dry runs against the simulator; output into a closed pipe."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from runner.cli import main
+from tests.helpers.runs import (
+    background_simulator,
+    ledger_events,
+    run_cli,
+    t2v_jobs,
+    write_manifest,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = str(REPO / "manifests" / "demo.yaml")
@@ -124,7 +135,64 @@ def test_plan_of_a_broken_manifest_exits_2(
     assert "params.duration" in err and "Traceback" not in err
 
 
+def test_plan_json_of_a_broken_manifest_prints_its_problems_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("version: 1\njobs:\n  - id: a\n    model: model_kling-v3-t2v-4k\n"
+                    "    params: {prompt: a, duration: 5}\n")
+    capsys.readouterr()
+    assert main(["plan", str(path), "--json"]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False and data["problems"][0]["path"] == "params.duration"
+
+
 def test_plan_expands_a_dataset(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", str(REPO / "manifests" / "dataset.yaml"), "--json"]) == 0
     ids = [job["id"] for job in json.loads(capsys.readouterr().out)["jobs"]]
     assert ids[:2] == ["weather-0001", "weather-0001-r2"] and "harbor-dawn" in ids
+
+
+@pytest.mark.usefixtures("api_credentials")
+def test_plan_estimate_prices_with_dry_runs_and_creates_no_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(5))
+    with background_simulator() as sim:
+        code = main(["plan", str(manifest), "--estimate", "--json", "--base-url",
+                     sim.base_url, "-o", str(tmp_path / "out")])
+        assert code == 0
+        plan = json.loads(capsys.readouterr().out)
+        assert sim.stats.jobs == []
+        assert sim.stats.dry_runs == 1  # five jobs, one price shape
+        out = tmp_path / "out"
+        assert run_cli(manifest, out, sim) == 0
+        charged = sim.stats.creative_units_charged
+    assert plan["estimate"]["totalCU"] == charged
+    assert plan["estimate"]["perModelCU"] == {"model_kling-v3-t2v-4k": charged}
+    recorded = sum(e["cost"] for e in ledger_events(out) if e["event"] == "submitted")
+    assert recorded == charged
+
+
+@pytest.mark.usefixtures("api_credentials")
+def test_plan_estimate_without_credentials_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SCENARIO_SDK_API_KEY")
+    manifest = write_manifest(tmp_path, t2v_jobs(1))
+    assert main(["plan", str(manifest), "--estimate"]) == 2
+    assert "SCENARIO_SDK_API_KEY" in capsys.readouterr().err
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(3))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line (`| head` that quit)
+    try:
+        plan = subprocess.run([sys.executable, "-m", "runner", "plan", str(manifest)],
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60,
+                              check=False)
+    finally:
+        os.close(write_end)
+    assert plan.returncode == 0, plan.stderr
+    assert b"Traceback" not in plan.stderr and b"BrokenPipe" not in plan.stderr

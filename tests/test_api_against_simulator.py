@@ -7,8 +7,7 @@ whether any Authorization header reached its CDN.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,20 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from runner.api.backoff import Pacer, RetryPolicy
-from runner.api.client import ScenarioClient, credentials_from_env
-from runner.api.downloads import download_asset
-from runner.api.uploads import AssetUploader
+from runner.api import (
+    AssetUploader,
+    Pacer,
+    RetryPolicy,
+    ScenarioClient,
+    credentials_from_env,
+    download_asset,
+)
 from runner.clock import Clock
 from runner.domain import RemoteJob, RemoteStatus
 from runner.errors import OutcomeUnknownError
-from runner.simulator import Simulator
-from runner.simulator.stats import request_fingerprint
-from tests.conftest import png_bytes
-
-SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
+from runner.simulator import Simulator, request_fingerprint
+from tests.helpers.media import png_bytes
+from tests.helpers.simulator import SimulatorFactory
 
 
 async def no_sleep(seconds: float) -> None:

@@ -1,0 +1,240 @@
+"""One job's life, cancelled at every await point: no place, reservation or holding leaks,
+and a POST that was sent always has its jobId recorded.
+
+The batch's parts (scheduler, submitter, follower, admission, budget, reconciler, job book
+and ledger writer) are the real ones; what they call outside the process (the API, the
+CDN, the ledger file) are fakes in which every call is one numbered await point, a *gate*.
+A first run counts the gates of a scenario; then, for each gate k, a fresh batch runs the
+same scenario and is cancelled while it waits at gate k.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from runner.api import DownloadedFile
+from runner.batch import (
+    Action,
+    Admission,
+    Budget,
+    Control,
+    Decision,
+    Follower,
+    JobBook,
+    RateLimiter,
+    Scheduler,
+    Submitter,
+    WorkItem,
+    count_failures,
+)
+from runner.canonical import canonical_json
+from runner.domain import JobSpec, RemoteJob, RemoteStatus, SourceLocation, Submission
+from runner.errors import OutcomeUnknownError, TransientApiError
+from runner.ledger import Event, LedgerWriter, Submitted
+from runner.polling import PollPolicy
+from runner.reconcile import Reconciler
+from tests.helpers.http import FakeTime
+
+MODEL = "model_kling-v3-t2v-4k"
+PARAMS = {"prompt": "A lighthouse at dusk", "duration": "5"}
+
+
+class Gates:
+    """Counts await points; the `stop_at`-th one waits until the test has cancelled."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.stop_at = stop_at
+        self.passed: list[str] = []
+        self.reached = anyio.Event()
+        self.release = anyio.Event()
+
+    async def __call__(self, name: str) -> None:
+        self.passed.append(name)
+        if len(self.passed) == self.stop_at:
+            self.reached.set()
+            await self.release.wait()  # cancelled here, unless the caller is shielded
+        await anyio.lowlevel.checkpoint()
+
+
+@dataclass
+class FakeWorld:
+    """The API, CDN and ledger file of one scenario, every call a gate."""
+
+    gates: Gates
+    scenario: str
+    posts: int = 0
+    polls: int = 0
+    written: list[Event] = field(default_factory=list)
+
+    async def append_many(self, events: list[Event]) -> None:
+        await self.gates("ledger")
+        self.written.extend(events)
+
+    def read_events(self) -> Any:
+        return iter(())
+
+    async def make_body(self, spec: JobSpec) -> dict[str, Any]:
+        await self.gates("upload")
+        return dict(spec.params)
+
+    async def price(self, model: str, body: Any) -> float:
+        await self.gates("price")
+        return 10.0
+
+    async def generate(self, model: str, body: Any) -> Submission:
+        self.posts += 1
+        await self.gates("post")
+        if self.scenario == "lost answer" and self.posts == 1:
+            raise OutcomeUnknownError("connection reset after the request was sent")
+        return Submission(self._job(f"job_{self.posts}", "queued"), 10.0)
+
+    async def list_jobs(self, since: str) -> AsyncIterator[RemoteJob]:
+        await self.gates("listing")
+        yield self._job("job_1", "queued")
+
+    async def get_job(self, job_id: str) -> RemoteJob:
+        self.polls += 1
+        await self.gates("poll")
+        if self.polls == 1:
+            return self._job(job_id, "in-progress")
+        if self.scenario == "transient failure" and job_id == "job_1":
+            return self._job(job_id, "failure", error="temporary capacity problem")
+        return self._job(job_id, "success", assets=("asset_1",))
+
+    async def fetch(self, asset_id: str, dest: Path) -> DownloadedFile:
+        await self.gates("download")
+        return DownloadedFile(dest, "ab" * 32, 123)
+
+    def _job(self, job_id: str, status: str, *, error: str | None = None,
+             assets: tuple[str, ...] = ()) -> RemoteJob:
+        return RemoteJob(job_id, RemoteStatus.parse(status), status, 0.5, asset_ids=assets,
+                         error=error, input=json.loads(canonical_json(PARAMS)),
+                         created_at="2099-01-01T00:00:00.000Z", cu_cost=10.0)
+
+
+@dataclass
+class Batch:
+    """The real parts of a one-job batch over a fake world, inspectable afterwards."""
+
+    world: FakeWorld
+    admission: Admission
+    budget: Budget
+    reconciler: Reconciler
+    writer: LedgerWriter
+    scheduler: Scheduler
+
+
+def build(world: FakeWorld, tmp_path: Path) -> Batch:
+    time = FakeTime()
+    clock = time.as_clock()
+    control = Control(total=1)
+    writer = LedgerWriter(world)
+    book = JobBook(writer, {}, (count_failures(control.count_failure),))
+    budget = Budget(1000.0)
+    reconciler = Reconciler(world.list_jobs, claimed=set(), settle=5.0, clock=clock)
+    note = lambda _message: None  # noqa: E731 - a sink for the notes
+    submitter = Submitter(book=book, make_body=world.make_body, generate=world.generate,
+                          price=world.price, budget=budget, reconciler=reconciler,
+                          may_submit=lambda: control.submissions_allowed, note=note,
+                          clock=clock)
+    follower = Follower(book=book, get_job=world.get_job, watcher=None,
+                        policy=PollPolicy(0.1, 1.5, 1.0, 60.0), fetch=world.fetch,
+                        out_dir=tmp_path, note=note, clock=clock)
+    admission = Admission(concurrency=1, workers=2, model_limits={MODEL: 1},
+                          rate=RateLimiter(None, clock=clock))
+    scheduler = Scheduler(admission=admission, submitter=submitter, follower=follower,
+                          control=control, download_concurrency=1, auto_retries=1, note=note)
+    return Batch(world, admission, budget, reconciler, writer, scheduler)
+
+
+ITEM = WorkItem(
+    JobSpec("shot", MODEL, PARAMS, SourceLocation("m.yaml", 1, 1), Path(".")),
+    Decision(Action.SUBMIT, "not submitted yet"), None,
+)
+
+
+async def run(batch: Batch) -> None:
+    """Run the batch; cancel it once it waits at the gate it is to stop at."""
+    gates = batch.world.gates
+    async with anyio.create_task_group() as outer:
+        outer.start_soon(batch.writer.run)
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def cancel_at_the_gate() -> None:
+                    await gates.reached.wait()
+                    scope.cancel()
+                    gates.release.set()
+
+                tg.start_soon(cancel_at_the_gate)
+                await batch.scheduler.run([ITEM])
+                tg.cancel_scope.cancel()
+        batch.writer.close()
+
+
+def assert_nothing_leaked(batch: Batch, where: str) -> None:
+    admission = batch.admission
+    model_slots = admission.models.get(MODEL)
+    assert model_slots is not None
+    held = {
+        "places in flight": admission.in_flight.count,
+        "model places": model_slots.count,
+        "workers": admission.workers.count,
+        "reserved CU": batch.budget.reserved,
+        "bodies held": len(batch.reconciler._holders),
+        "POSTs in the air": len(batch.reconciler._posting),
+    }
+    assert held == dict.fromkeys(held, 0), f"cancelled at {where}: {held}"
+
+
+@pytest.mark.parametrize("scenario", ["success", "lost answer", "transient failure"])
+async def test_a_job_cancelled_at_any_await_point_leaks_nothing(
+    scenario: str, tmp_path: Path
+) -> None:
+    whole = build(FakeWorld(Gates(), scenario), tmp_path)
+    await run(whole)
+    assert_nothing_leaked(whole, "no gate (the whole life)")
+    steps = whole.world.gates.passed
+    assert {"upload", "price", "post", "ledger", "poll", "download"} <= set(steps)
+    if scenario == "lost answer":
+        assert "listing" in steps
+    for stop_at in range(1, len(steps) + 1):
+        batch = build(FakeWorld(Gates(stop_at), scenario), tmp_path)
+        with anyio.fail_after(10):
+            await run(batch)
+        where = f"gate {stop_at} ({steps[stop_at - 1]})"
+        assert_nothing_leaked(batch, where)
+        # Money: every POST that went out has its jobId in the ledger, even when the
+        # cancellation arrived while it was in the air (a lost answer is adopted instead).
+        submitted = [e for e in batch.world.written if isinstance(e, Submitted)]
+        answered = batch.world.posts - (1 if scenario == "lost answer" else 0)
+        assert len(submitted) >= answered, where
+
+
+async def test_the_gates_see_the_whole_life_of_a_job(tmp_path: Path) -> None:
+    batch = build(FakeWorld(Gates(), "success"), tmp_path)
+    await run(batch)
+    lives = [s for s in batch.world.gates.passed if s != "ledger"]
+    assert lives == ["upload", "price", "post", "poll", "poll", "download"]
+    kinds = [type(e).__name__ for e in batch.world.written]
+    assert kinds == ["Intended", "Submitted", "Running", "Finished", "Downloaded"]
+
+
+async def test_a_transient_failure_is_posted_again_under_a_new_attempt(tmp_path: Path) -> None:
+    batch = build(FakeWorld(Gates(), "transient failure"), tmp_path)
+    await run(batch)
+    attempts = [e.attempt for e in batch.world.written if isinstance(e, Submitted)]
+    assert attempts == [1, 2] and batch.world.posts == 2
+
+
+def test_the_fake_errors_are_the_real_classes() -> None:
+    # The scenarios lean on these: a lost answer is not transient (never re-sent blindly).
+    assert not issubclass(OutcomeUnknownError, TransientApiError)
