@@ -9,15 +9,15 @@ planned): append events durably, read them back in order.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 
 from runner.errors import LedgerWriteError
+from runner.jsonl import json_line, json_objects
 from runner.ledger.events import Event, from_line, to_line
 from runner.ledger.records import JobRecord, replay
 
@@ -34,24 +34,15 @@ class Ledger(Protocol):
 
 def parse_lines(lines: Iterable[bytes]) -> Iterator[Event]:
     """Decode ledger lines, skipping the ones a crash tore (or anything not an event)."""
-    for raw in lines:
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            continue
-        if isinstance(obj, dict):
-            event = from_line(obj)
-            if event is not None:
-                yield event
+    for obj in json_objects(lines):
+        event = from_line(obj)
+        if event is not None:
+            yield event
 
 
 def encode_event(event: Event) -> bytes:
-    """One compact JSON line, UTF-8, newline-terminated."""
-    line: dict[str, Any] = to_line(event)
-    return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    """One ledger line: compact JSON, UTF-8, newline-terminated."""
+    return json_line(to_line(event))
 
 
 class JsonlLedger:

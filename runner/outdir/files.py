@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.domain import JobSpec
+from runner.jsonl import json_line, json_objects
 from runner.ledger import JobRecord
 
 PLAN_NAME = "plan.jsonl"
@@ -87,25 +87,6 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def json_line(obj: Mapping[str, Any]) -> bytes:
-    """One compact JSON line, UTF-8, newline-terminated."""
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-
-
-def json_objects(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a JSONL file, skipping lines that do not parse (a torn tail)."""
-    for raw in lines:
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            continue
-        if isinstance(obj, dict):
-            yield obj
 
 
 def write_plan(directory: Path, specs: Iterable[JobSpec]) -> None:
