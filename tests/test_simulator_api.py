@@ -262,3 +262,79 @@ async def test_unknown_schema_dir_model_is_404(tmp_path: Path,
         assert status == 200
         status, _, _ = await client.call("POST", GENERATE, json={"prompt": "x"})
         assert status == 404
+
+
+async def _succeeded_asset(client: Any, prompt: str) -> str:
+    job = await client.wait_job((await _job_for(client, prompt))["job"]["jobId"])
+    return str(job["metadata"]["assetIds"][0])
+
+
+async def test_get_bulk_answers_each_asset_as_get_does(sim_client: Any) -> None:
+    first, second = [await _succeeded_asset(sim_client, p) for p in ("one", "two")]
+    running = (await _job_for(sim_client, "three"))["job"]["jobId"]
+    _, _, job = await sim_client.call("GET", f"/jobs/{running}")
+    assert job["job"]["status"] != "success"
+    hidden = sim_client.sim.stats.state.jobs[running].asset_ids[0]
+    ids = [second, "asset_unknown", first, second, hidden]
+    status, _, body = await sim_client.call(
+        "POST", "/assets/get-bulk", json={"assetIds": ids},
+        params={"projectId": "proj_x", "originalAssets": "true"})
+    assert status == 200 and list(body) == ["assets"]
+    # Unknown ids and outputs of unfinished jobs are left out; each asset comes once.
+    assert [asset["id"] for asset in body["assets"]] == [second, first]
+    for asset in body["assets"]:
+        _, _, single = await sim_client.call("GET", f"/assets/{asset['id']}")
+        assert {**asset, "url": ""} == {**single["asset"], "url": ""}
+        async with sim_client.session.get(asset["url"]) as response:
+            assert response.status == 200
+            assert len(await response.read()) == asset["properties"]["size"]
+    counted = sim_client.sim.stats.requests_by_endpoint
+    assert counted["POST /v1/assets/get-bulk"] == 1 and counted["GET /v1/assets/{assetId}"] == 2
+
+
+async def test_get_bulk_refuses_bad_id_lists(sim_client: Any) -> None:
+    cases: list[tuple[Any, str]] = [
+        ({"assetIds": [f"asset_{i}" for i in range(201)]}, "1 to 200 asset ids, got 201"),
+        ({"assetIds": []}, "1 to 200 asset ids, got 0"),
+        ({}, "assetIds is required"),
+        ({"assetIds": "asset_x"}, "assetIds is required"),
+        ({"assetIds": [1, 2]}, "assetIds is required"),
+    ]
+    for body, words in cases:
+        status, _, reply = await sim_client.call("POST", "/assets/get-bulk", json=body)
+        assert status == 400 and words in reply["message"], (body, reply)
+    status, _, reply = await sim_client.call(
+        "POST", "/assets/get-bulk", json={"assetIds": [f"asset_{i}" for i in range(200)]})
+    assert status == 200 and reply == {"assets": []}
+
+
+async def test_team_limits_report_the_parallel_cap(simulator_factory: Callable[..., Any],
+                                                   client_for: Callable[[Simulator], Any]) -> None:
+    for cap, expected in ((8, 8), (None, 1000)):
+        async with simulator_factory(max_parallel_jobs=cap) as sim:
+            status, _, body = await client_for(sim).call("GET", "/teams/team_anything/limits")
+            assert status == 200
+            assert set(body) == {"limits", "values", "period", "plan", "oneShotCreativeUnits"}
+            assert body["limits"]["parallelCustomJobs"] == expected
+            assert body["oneShotCreativeUnits"] == [] and body["period"]["start"].endswith("Z")
+            assert body["period"]["start"] < body["period"]["end"]
+    async with simulator_factory(team_limits_readable=False) as sim:
+        status, _, body = await client_for(sim).call("GET", "/teams/team_x/limits")
+        assert status == 403 and "limits" in body["message"]
+        assert sim.stats.requests_by_endpoint["GET /v1/teams/{teamId}/limits"] == 1
+
+
+async def test_stats_record_each_jobs_start_and_end(tmp_path: Path) -> None:
+    clock = FakeClock()
+    config = SimulatorConfig(job_seconds=(10.0, 10.0), work_dir=tmp_path)
+    async with start_simulator(config, clock=clock) as sim, aiohttp.ClientSession() as session:
+        client = SimClient(session, sim)
+        await client.upload_image()
+        clock.now += 2.5
+        await _job_for(client, "late")
+        [job] = sim.stats.jobs
+        assert (job.started, job.ended, job.seconds) == (2.5, 12.5, 10.0)
+        async with session.get(sim.base_url[:-3] + "/_sim/stats") as response:
+            stats = await response.json()
+        assert stats["jobs"][0]["started"] == 2.5 and stats["jobs"][0]["ended"] == 12.5
+        assert stats["capRefusals"] == 0

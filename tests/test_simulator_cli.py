@@ -33,6 +33,23 @@ def test_flags_become_a_config() -> None:
     assert (config.api_key, config.api_secret) == ("k", "s")
 
 
+def test_video_retry_and_limits_flags() -> None:
+    config = config_from_argv(
+        ["--video-size", "64", "36", "--video-fps", "4", "--video-seconds", "0.5",
+         "--retry-after", "0.25", "--no-team-limits"])
+    assert (config.video_width, config.video_height, config.video_fps) == (64, 36, 4)
+    assert (config.video_seconds, config.retry_after_seconds) == (0.5, 0.25)
+    assert config.team_limits_readable is False
+    assert config_from_argv([]).team_limits_readable is True
+
+
+@pytest.mark.parametrize("flags", [["--video-size", "63", "36"], ["--retry-after", "0"],
+                                   ["--max-parallel-jobs", "0"], ["--video-fps", "0"]])
+def test_unservable_settings_exit_2(flags: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", *flags]) == 2
+    assert "must" in capsys.readouterr().err
+
+
 def test_subprocess_serves_until_sigterm() -> None:
     root = Path(__file__).resolve().parents[1]
     process = subprocess.Popen(

@@ -205,12 +205,52 @@ async def test_parallel_cap_answers_429_and_creates_nothing() -> None:
             aiohttp.ClientSession() as session:
         client = SimClient(session, sim)
         image = await client.upload_image()
-        first = [(await _post(client, _body(image, f"p{i}")))[:2] for i in range(3)]
-        assert [s for s, _ in first] == [200, 200, 429] and "retry-after" in first[2][1]
+        first = [await _post(client, _body(image, f"p{i}")) for i in range(3)]
+        assert [s for s, _, _ in first] == [200, 200, 429]
+        _, headers, body = first[2]
+        # The error shape of every other answer, and both delay hints the SDK reads.
+        assert body == {"message": "Too many custom jobs in progress for this account: "
+                                   "wait for some to finish."}
+        assert (headers["retry-after"], headers["retry-after-ms"]) == ("1", "500")
         assert sim.stats.jobs_in_flight == 2 and sim.stats.state.created_jobs == 2
+        assert sim.stats.creative_units_charged == 200 and sim.stats.cap_refusals == 1
+        assert sim.stats.faults_injected == {}
         now[0] = 11.0
         assert (await _post(client, _body(image, "p2")))[0] == 200
-        assert sim.stats.max_jobs_in_flight == 2
+        assert sim.stats.max_jobs_in_flight == 2 and sim.stats.cap_refusals == 1
+        assert sim.stats.to_json()["capRefusals"] == 1
+
+
+async def test_cap_refusal_hints_follow_retry_after_seconds() -> None:
+    config = SimulatorConfig(max_parallel_jobs=1, job_seconds=(10, 10), retry_after_seconds=2.25)
+    async with start_simulator(config, clock=lambda: 0.0) as sim, \
+            aiohttp.ClientSession() as session:
+        client = SimClient(session, sim)
+        image = await client.upload_image()
+        replies = [await _post(client, _body(image, f"p{i}")) for i in range(3)]
+        assert [status for status, _, _ in replies] == [200, 429, 429]
+        assert (replies[1][1]["retry-after"], replies[1][1]["retry-after-ms"]) == ("3", "2250")
+        assert sim.stats.cap_refusals == 2 and len(sim.stats.jobs) == 1
+
+
+@pytest.mark.parametrize(("fault", "statuses"),
+                         [("rate_limit", {429}), ("server_error", {500, 502, 503})])
+async def test_get_bulk_meets_the_request_faults(simulator_factory: Factory,
+                                                 client_for: ClientFor, fault: str,
+                                                 statuses: set[int]) -> None:
+    async with simulator_factory() as sim:
+        client = client_for(sim)
+        image = await client.upload_image()
+        sim.set_faults(**{fault: 1.0})
+        status, _, body = await client.call("POST", "/assets/get-bulk",
+                                            json={"assetIds": [image]})
+        assert status in statuses and "message" in body
+        assert sim.stats.faults_injected[fault] == 1
+        sim.set_faults(**{fault: 0.0})
+        status, _, body = await client.call("POST", "/assets/get-bulk",
+                                            json={"assetIds": [image]})
+        assert status == 200 and [a["id"] for a in body["assets"]] == [image]
+        assert sim.stats.requests_by_endpoint["POST /v1/assets/get-bulk"] == 2
 
 
 async def test_cancel_refused_fault(simulator_factory: Factory, client_for: ClientFor) -> None:

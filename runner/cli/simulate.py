@@ -17,9 +17,6 @@ from runner.cli import output
 from runner.errors import EXIT_OK, UsageError
 from runner.simulator import FAULT_NAMES, PROFILES, Simulator, SimulatorConfig, start_simulator
 
-NAME = "simulate"
-HELP = "serve the built-in Scenario API simulator (with its download CDN) for other clients"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's flags."""
@@ -43,6 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="delay of the slow_response fault (s)")
     parser.add_argument("--video-pad-bytes", type=int, default=0,
                         help="grow every output video by N bytes (download benchmarks)")
+    parser.add_argument("--video-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"),
+                        default=(320, 180), help="frame size of the output videos (even)")
+    parser.add_argument("--video-fps", type=int, default=12, help="frames per second")
+    parser.add_argument("--video-seconds", type=float, default=2.0,
+                        help="length of every output video")
+    parser.add_argument("--retry-after", type=float, default=0.5, metavar="SECONDS",
+                        help="delay hint of every 429 (rate-limit fault and parallel cap)")
+    parser.add_argument("--no-team-limits", action="store_true",
+                        help="answer 403 to GET /v1/teams/{teamId}/limits")
 
 
 def parse_faults(items: Sequence[str]) -> dict[str, float]:
@@ -68,7 +74,10 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             job_seconds=(args.job_seconds[0], args.job_seconds[1]),
             credit_limit=args.credit_limit, max_parallel_jobs=args.max_parallel_jobs,
             url_ttl_seconds=args.url_ttl, slow_seconds=args.slow_seconds,
-            video_pad_bytes=args.video_pad_bytes, api_key=args.api_key,
+            video_pad_bytes=args.video_pad_bytes, video_width=args.video_size[0],
+            video_height=args.video_size[1], video_fps=args.video_fps,
+            video_seconds=args.video_seconds, retry_after_seconds=args.retry_after,
+            team_limits_readable=not args.no_team_limits, api_key=args.api_key,
             api_secret=args.api_secret, host=args.host, port=args.port, cdn_port=args.cdn_port,
         )
     except ValueError as exc:

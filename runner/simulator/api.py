@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 from aiohttp import web
 
-from runner.simulator import api_assets, api_jobs, faults
+from runner.simulator import api_assets, api_jobs, api_teams, faults
 from runner.simulator.auth import authorized
 from runner.simulator.context import CONTEXT, SimContext
 from runner.simulator.replies import FAULT_ATTEMPT, FAULT_KEY, ApiProblem, error_response
@@ -96,4 +96,5 @@ def build_api_app(context: SimContext) -> web.Application:
     app.router.add_get("/_sim/stats", _stats)
     api_jobs.add_routes(app.router)
     api_assets.add_routes(app.router)
+    api_teams.add_routes(app.router)
     return app

@@ -1,4 +1,5 @@
-"""Handlers for assets, multipart uploads and model descriptions."""
+"""Handlers for assets (one, or up to 200 in bulk), multipart uploads and model
+descriptions."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from runner.simulator.state import Asset
 from runner.simulator.wire import OWNER_ID, asset_json
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(;[\w=.-]+)*;base64,", re.ASCII)
+MAX_BULK_ASSETS = 200  # the SDK's docstring: "Limit of 200 assets"
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -68,12 +70,17 @@ async def create_asset(request: web.Request) -> web.Response:
     return web.json_response({"asset": asset_json(context, asset)})
 
 
-async def _visible_asset(context: SimContext, asset_id: str) -> Asset:
+def _readable(context: SimContext, asset_id: str) -> Asset | None:
     asset = context.state.assets.get(asset_id)
     parent = context.state.jobs.get(asset.parent_job_id or "") if asset else None
     # A job's output does not exist for clients before the job succeeded.
     hidden = parent is not None and parent.snapshot(context.clock()).status != "success"
-    if asset is None or hidden:
+    return None if hidden else asset
+
+
+async def _visible_asset(context: SimContext, asset_id: str) -> Asset:
+    asset = _readable(context, asset_id)
+    if asset is None:
         raise ApiProblem(404, f"Asset {asset_id} not found.")
     await context.materialize(asset)
     return asset
@@ -84,6 +91,28 @@ async def get_asset(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     asset = await _visible_asset(context, request.match_info["assetId"])
     return web.json_response({"asset": asset_json(context, asset)})
+
+
+def _bulk_ids(body: dict[str, Any]) -> list[str]:
+    ids = body.get("assetIds")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ApiProblem(400, "assetIds is required: a list of asset id strings.")
+    if not 1 <= len(ids) <= MAX_BULK_ASSETS:
+        raise ApiProblem(400, f"assetIds must hold 1 to {MAX_BULK_ASSETS} asset ids, got "
+                              f"{len(ids)}: split the lookup into several requests.")
+    return list(dict.fromkeys(ids))  # each asset once, in the order first asked
+
+
+async def get_bulk(request: web.Request) -> web.Response:
+    """POST /v1/assets/get-bulk {assetIds}: the readable ones among them, each exactly as
+    GET /v1/assets/{id} shows it (fresh signed URL); unknown ids are left out."""
+    context = request.app[CONTEXT]
+    ids = _bulk_ids(await json_object(request))
+    found = [asset for asset in (_readable(context, i) for i in ids) if asset is not None]
+    async with anyio.create_task_group() as group:  # encode first-read videos side by side
+        for asset in found:
+            group.start_soon(context.materialize, asset)
+    return web.json_response({"assets": [asset_json(context, asset) for asset in found]})
 
 
 async def download_asset(request: web.Request) -> web.Response:
@@ -130,6 +159,7 @@ async def get_model(request: web.Request) -> web.Response:
 def add_routes(router: web.UrlDispatcher) -> None:
     """Register the asset, upload and model endpoints under /v1."""
     router.add_post("/v1/assets", create_asset)
+    router.add_post("/v1/assets/get-bulk", get_bulk)
     router.add_get("/v1/assets/{assetId}", get_asset)
     router.add_post("/v1/assets/{assetId}/download", download_asset)
     router.add_get("/v1/models/{modelId}", get_model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,15 +30,23 @@ def _check_assets(context: SimContext, model: ModelSchema, body: dict[str, Any])
             raise ApiProblem(400, f"Asset {value} not found.")
 
 
+def retry_hints(delay: float) -> dict[str, str]:
+    """Both delay hints the SDK reads: `retry-after-ms` (read first, exact) and `retry-after`
+    in whole seconds, HTTP's own form (rounded up, at least 1)."""
+    return {"retry-after": str(max(1, math.ceil(delay))),
+            "retry-after-ms": str(max(1, round(delay * 1000)))}
+
+
 def _check_capacity(context: SimContext) -> None:
     limit = context.config.credit_limit
     if limit is not None and context.state.created_jobs >= limit:
         raise ApiProblem(402, CREDITS_MESSAGE)
     cap = context.config.max_parallel_jobs
     if cap is not None and context.stats.jobs_in_flight >= cap:
-        # Beyond the cap nothing is created: the client is told to come back later.
-        headers = {"retry-after": f"{max(1, round(context.config.retry_after_seconds))}"}
-        raise ApiProblem(429, CAP_MESSAGE, headers)
+        # Beyond the cap nothing is created or billed: the client is told to come back later,
+        # like any other 429 (docs/simulator.md says what of this is inferred).
+        context.stats.cap_refusals += 1
+        raise ApiProblem(429, CAP_MESSAGE, retry_hints(context.config.retry_after_seconds))
 
 
 def _output_source(body: dict[str, Any]) -> str:

@@ -89,6 +89,7 @@ class SimulatorConfig:
     retry_after_seconds: float = 0.5
     credit_limit: int | None = None
     max_parallel_jobs: int | None = None
+    team_limits_readable: bool = True
     cancel_custom_jobs: bool = True
     url_ttl_seconds: float = 900.0
     upload_validation_seconds: float = 0.05
@@ -114,6 +115,7 @@ class SimulatorConfig:
         low, high = self.job_seconds
         if not 0 <= low <= high:
             raise ValueError(f"job_seconds must be 0 <= min <= max, got {self.job_seconds}")
+        check_limits(self)
 
     def fault_rates(self) -> dict[str, float]:
         """The effective rate of every fault: the profile's, overridden by `faults`."""
@@ -134,3 +136,16 @@ def check_fault_rates(rates: Mapping[str, float]) -> None:
             raise ValueError(f"unknown fault {name!r}; known faults: {', '.join(FAULT_NAMES)}")
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"fault {name!r}: rate {rate} is not within 0..1")
+
+
+def check_limits(config: SimulatorConfig) -> None:
+    """Raise ValueError for a cap, a delay or a video shape the simulator cannot serve."""
+    if config.max_parallel_jobs is not None and config.max_parallel_jobs < 1:
+        raise ValueError(f"max_parallel_jobs must be at least 1, got {config.max_parallel_jobs}")
+    if config.retry_after_seconds <= 0:
+        raise ValueError(f"retry_after_seconds must be positive, got {config.retry_after_seconds}")
+    sizes = (config.video_width, config.video_height)
+    if any(size < 2 or size % 2 for size in sizes):
+        raise ValueError(f"video size must be even and at least 2x2 (H.264 4:2:0), got {sizes}")
+    if config.video_fps < 1 or config.video_seconds <= 0:
+        raise ValueError("video_fps must be at least 1 and video_seconds positive")

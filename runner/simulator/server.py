@@ -80,16 +80,17 @@ async def _serve(stack: AsyncExitStack, app: web.Application, host: str, port: i
 
 def _context(config: SimulatorConfig, work_dir: Path, clock: Callable[[], float]) -> SimContext:
     state = SimState(config.seed)
+    epoch = clock()
     return SimContext(
         config=config,
         state=state,
-        stats=SimulatorStats(state, clock),
+        stats=SimulatorStats(state, clock, epoch),
         clock=clock,
         catalog=Catalog(config.resolved_schema_dir()),
         work_dir=work_dir,
         rates=config.fault_rates(),
         epoch_unix=time.time(),
-        epoch_mono=clock(),
+        epoch_mono=epoch,
     )
 
 

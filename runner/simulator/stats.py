@@ -29,12 +29,25 @@ def request_fingerprint(model_id: str, body: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class JobSummary:
-    """One created job as the accounting reports it."""
+    """One created job as the accounting reports it.
+
+    `started` and `ended` are seconds since the simulator started, on its clock: when the
+    job was created and when it turns terminal (for a job still in flight, its scheduled
+    end, which only a cancel can bring forward). `ended - started` is the time the job
+    held one of the account's places: the simulated duration a schedule is made of.
+    """
 
     job_id: str
     fingerprint: str
     model: str
     status: str
+    started: float = 0.0
+    ended: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        """How long the job is (or was) in flight."""
+        return self.ended - self.started
 
 
 @dataclass
@@ -43,6 +56,7 @@ class SimulatorStats:
 
     state: SimState
     clock: Callable[[], float]
+    epoch: float = 0.0  # the clock's reading when the simulator started
     submissions_by_fingerprint: Counter[str] = field(default_factory=Counter)
     generate_attempts_by_fingerprint: Counter[str] = field(default_factory=Counter)
     requests_by_endpoint: Counter[str] = field(default_factory=Counter)
@@ -53,6 +67,7 @@ class SimulatorStats:
     max_jobs_in_flight: int = 0
     creative_units_charged: int = 0
     dry_runs: int = 0
+    cap_refusals: int = 0
 
     @property
     def jobs_in_flight(self) -> int:
@@ -65,7 +80,8 @@ class SimulatorStats:
         now = self.clock()
         ordered = sorted(self.state.jobs.values(), key=lambda job: job.seq)
         return [
-            JobSummary(job.job_id, job.fingerprint, job.model_id, job.snapshot(now).status)
+            JobSummary(job.job_id, job.fingerprint, job.model_id, job.snapshot(now).status,
+                       job.created - self.epoch, job.ends_at() - self.epoch)
             for job in ordered
         ]
 
@@ -90,9 +106,11 @@ class SimulatorStats:
             "jobsCreated": self.state.created_jobs,
             "creativeUnitsCharged": self.creative_units_charged,
             "dryRuns": self.dry_runs,
+            "capRefusals": self.cap_refusals,
             "jobs": [
                 {"jobId": j.job_id, "fingerprint": j.fingerprint, "model": j.model,
-                 "status": j.status}
+                 "status": j.status, "started": round(j.started, 6),
+                 "ended": round(j.ended, 6)}
                 for j in self.jobs
             ],
         }
