@@ -1,13 +1,16 @@
 """The command line: argparse, wiring and exit codes. Only this package prints.
 
-Each subcommand lives in its own module exposing `NAME`, `HELP`, `add_arguments(parser)` and
-`execute(args) -> int`. `main` catches the root of our exception tree, so a user's mistake
-never shows a traceback.
+Each subcommand lives in its own module exposing `add_arguments(parser)` and
+`execute(args) -> int`; `COMMANDS` names them with their one line of help. Only the module of
+the command that runs is imported (start-up: `--help` and `validate` never load aiohttp, the
+simulator or PyAV). `main` catches the root of our exception tree, so a user's mistake never
+shows a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -19,14 +22,35 @@ from runner.errors import EXIT_INTERRUPTED, KlingBatchError
 __all__ = ["build_parser", "main"]
 
 
-def _commands() -> list[ModuleType]:
-    # Imported here so that `--version` and errors in one command do not cost the others.
-    from runner.cli import cancel, plan, report, run, simulate, status, validate
+# Command -> (its module, one line of help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("runner.cli.validate",
+                 "load and check a whole manifest; print every problem at once"),
+    "plan": ("runner.cli.plan",
+             "show the expanded job list, counts per model and total seconds of video"),
+    "run": ("runner.cli.run", "run a manifest's jobs (or resume them) and download the videos"),
+    "status": ("runner.cli.status", "show the state of every job of a run, from its ledger"),
+    "cancel": ("runner.cli.cancel",
+               "ask the API to cancel a run's in-flight jobs and report refusals"),
+    "report": ("runner.cli.report",
+               "write DIR/report.html, a self-contained page showing every job and its videos"),
+    "simulate": ("runner.cli.simulate",
+                 "serve the built-in Scenario API simulator (with its download CDN) for other "
+                 "clients"),
+}
 
-    return [validate, plan, run, status, cancel, report, simulate]
+
+def _chosen(argv: Sequence[str] | None) -> str | None:
+    """The command `argv` names: its first word that is not an option."""
+    if argv is None:
+        return None
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with `argv`, only the command it names gets its arguments (and its
+    module imported) — the others are listed by name and help."""
     parser = argparse.ArgumentParser(
         prog="kling-batch",
         description="Run batches of Scenario Kling video generations from a YAML manifest.",
@@ -35,17 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log lines on stderr (-v: info, -vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in _commands():
-        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(command)
-        command.set_defaults(execute=module.execute)
+    chosen = _chosen(argv)
+    for name, (module_name, text) in COMMANDS.items():
+        command = sub.add_parser(name, help=text, description=text)
+        if argv is None or name == chosen:
+            module: ModuleType = importlib.import_module(module_name)
+            module.add_arguments(command)
+            command.set_defaults(execute=module.execute)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run kling-batch with `argv` (default: sys.argv[1:]) and return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(arguments).parse_args(arguments)
     output.configure_logging(args.verbose)
     try:
         code: int = args.execute(args)

@@ -17,9 +17,6 @@ from runner.cli.endpoint import api_endpoint
 from runner.cli.status import load_views
 from runner.errors import EXIT_JOBS_FAILED
 
-NAME = "cancel"
-HELP = "ask the API to cancel a run's in-flight jobs and report refusals"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, help="the run's output folder")

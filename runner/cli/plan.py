@@ -23,8 +23,6 @@ from runner.manifest import Manifest
 from runner.schemas import SchemaRegistry
 from runner.views import PlanSummary, job_seconds, summarize_plan
 
-NAME = "plan"
-HELP = "show the expanded job list, counts per model and total seconds of video"
 _PROMPT_WIDTH = 50
 
 

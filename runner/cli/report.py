@@ -11,8 +11,6 @@ from runner.clock import REAL_CLOCK
 from runner.outdir import write_atomically
 from runner.views import render_report
 
-NAME = "report"
-HELP = "write DIR/report.html, a self-contained page showing every job and its videos"
 REPORT_NAME = "report.html"
 
 

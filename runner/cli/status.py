@@ -11,9 +11,6 @@ from runner.ledger import LEDGER_NAME, load_records
 from runner.outdir import PLAN_NAME, read_lock, read_plan
 from runner.views import JobView, job_views, status_json, status_lines
 
-NAME = "status"
-HELP = "show the state of every job of a run, from its ledger"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, help="the run's output folder")

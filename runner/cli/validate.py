@@ -13,9 +13,6 @@ from runner.errors import EXIT_OK, EXIT_USAGE, ManifestError
 from runner.manifest import Manifest, load_manifest
 from runner.schemas import SchemaRegistry
 
-NAME = "validate"
-HELP = "load and check a whole manifest; print every problem at once"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's flags."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,10 +74,10 @@ class SchemaRegistry:
     def __init__(self, schemas: Mapping[str, Mapping[str, Any]], *, fast: bool = True) -> None:
         """`fast=False` skips the compiled checks: jsonschema alone (tests compare the two)."""
         self._schemas = dict(sorted(schemas.items()))
-        # Compiled once: building a validator is far costlier than running it.
-        self._validators = {m: Draft202012Validator(s) for m, s in self._schemas.items()}
-        self._fast = {m: validity_check(s) if fast else None for m, s in self._schemas.items()}
-        self._assets = {m: _asset_branches(s) or {} for m, s in self._schemas.items()}
+        self._use_fast = fast
+        # Compiled once per model, on first use: building a validator is far costlier than
+        # running it, and a manifest seldom uses every model.
+        self._compiled: dict[str, _Compiled] = {}
 
     @classmethod
     def load(cls, directory: Path | None = None, *, fast: bool = True) -> SchemaRegistry:
@@ -114,12 +114,12 @@ class SchemaRegistry:
         if model not in self._schemas:
             return [unknown_model_problem(model, self.models)]
         schema = self._schemas[model]
-        fast = self._fast[model]
-        if fast is not None and fast(params):
+        compiled = self._compile(model)
+        if compiled.fast is not None and compiled.fast(params):
             return extra_problems(schema, params, model)
         problems = [
             problem
-            for error in self._validators[model].iter_errors(params)
+            for error in compiled.validator.iter_errors(params)
             if not is_redundant(error)
             for problem in describe_error(error, model, allow_unknown=allow_unknown)
         ]
@@ -130,7 +130,27 @@ class SchemaRegistry:
         """Every asset-bearing string of `params`, found through the schema's `x-asset`."""
         if model not in self._schemas:
             return []
-        return list(_walk_assets(self._assets[model], params, ())) if self._assets[model] else []
+        branches = self._compile(model).assets
+        return list(_walk_assets(branches, params, ())) if branches else []
+
+    def _compile(self, model: str) -> _Compiled:
+        compiled = self._compiled.get(model)
+        if compiled is None:
+            schema = self._schemas[model]
+            compiled = _Compiled(Draft202012Validator(schema),
+                                 validity_check(schema) if self._use_fast else None,
+                                 _asset_branches(schema) or {})
+            self._compiled[model] = compiled
+        return compiled
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """One model's validator, fast yes/no check and asset-bearing branches."""
+
+    validator: Draft202012Validator
+    fast: Callable[[Any], bool] | None
+    assets: dict[str, Any]
 
 
 def _read_schema(file: Path) -> Mapping[str, Any]:
