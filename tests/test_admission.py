@@ -6,7 +6,17 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from runner.batch import Bucket, ModelLimiters, RateLimiter, Slots, reserve_slot
+from runner.batch import (
+    Admission,
+    Bucket,
+    Gauge,
+    ModelLimiters,
+    RateLimiter,
+    Slots,
+    opening_window,
+    reserve_slot,
+)
+from runner.batch.admission import Ticket
 from runner.clock import Clock
 from tests.helpers.http import FakeTime
 
@@ -180,3 +190,68 @@ async def test_force_acquire_counts_past_the_limit_and_blocks_new_acquirers() ->
         slots.release()
         await acquired.wait()
     assert slots.count == 2
+
+
+def admission(time: FakeTime, ceiling: int = 8) -> Admission:
+    clock = time.as_clock()
+    return Admission(window=opening_window(ceiling, ceiling), workers=ceiling * 2,
+                     model_limits={}, rate=RateLimiter(None, clock=clock), clock=clock)
+
+
+async def test_a_refusal_holds_new_posts_for_the_servers_retry_after() -> None:
+    time = FakeTime()
+    gate = admission(time)
+    first = await gate.place("m")
+    first.release()  # the refused POST gave its place back
+    gate.refused(retry_after=2.5)
+    started = time.now
+    second = await gate.place("m")
+    assert time.now - started == pytest.approx(2.5)
+    second.release()
+    third = await gate.place("m")  # the pause is over: no more waiting
+    assert time.now - started == pytest.approx(2.5)
+    third.release()
+
+
+async def test_a_refusal_without_a_delay_waits_only_for_a_place() -> None:
+    time = FakeTime()
+    gate = admission(time, ceiling=4)
+    held = [await gate.place("m") for _ in range(3)]
+    gate.refused(retry_after=None)  # the account held 3: the window shrinks to them
+    assert gate.gauge().limit == 3 and gate.gauge().capped
+    got: list[Ticket] = []
+
+    async def take() -> None:
+        got.append(await gate.place("m"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take)
+        await anyio.sleep(0.01)
+        assert got == []  # no place until a job ends
+        held.pop().release()
+    assert len(got) == 1 and time.sleeps == []
+    for ticket in [*held, *got]:
+        ticket.release()
+
+
+async def test_accepted_posts_grow_the_window_and_wake_waiters() -> None:
+    time = FakeTime()
+    gate = admission(time, ceiling=4)
+    held = [await gate.place("m") for _ in range(2)]
+    gate.refused(retry_after=None)
+    assert gate.gauge().limit == 2
+    got: list[Ticket] = []
+
+    async def take() -> None:
+        got.append(await gate.place("m"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take)
+        await anyio.sleep(0.01)
+        for _ in range(3):
+            gate.accepted()  # about one window of acceptances: one more place
+    assert gate.gauge().limit == 3 and len(got) == 1
+    assert gate.gauge() == Gauge(in_flight=3, limit=3, asked=4, capped=True, refusals=1,
+                                 peak=3)
+    for ticket in [*held, *got]:
+        ticket.release()

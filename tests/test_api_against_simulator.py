@@ -26,7 +26,7 @@ from runner.api import (
 )
 from runner.clock import Clock
 from runner.domain import RemoteJob, RemoteStatus
-from runner.errors import OutcomeUnknownError
+from runner.errors import OutcomeUnknownError, RateLimitedError
 from runner.simulator import Simulator, request_fingerprint
 from tests.helpers.media import png_bytes
 from tests.helpers.simulator import SimulatorFactory
@@ -123,17 +123,17 @@ async def test_a_generate_that_created_a_job_is_never_posted_again(
         assert len(found) == 1
 
 
-async def test_a_rate_limited_generate_is_retried_and_creates_one_job(
+async def test_a_rate_limited_generate_creates_nothing_and_says_so(
     simulator_factory: SimulatorFactory, session: aiohttp.ClientSession
 ) -> None:
     body = {"prompt": "A red kite", "duration": "5"}
     model = "model_kling-v3-t2v-4k"
-    async with simulator_factory(faults={"rate_limit": 0.7}, seed=5) as sim:
+    async with simulator_factory(faults={"rate_limit": 1.0}, seed=5) as sim:
         client = client_for(session, sim, policy=RetryPolicy(max_attempts=20))
-        submission = await client.generate(model, body)
-        assert submission.job.job_id
-        assert sim.stats.faults_injected["rate_limit"] > 0
-        assert sim.stats.submissions_by_fingerprint[request_fingerprint(model, body)] == 1
+        with pytest.raises(RateLimitedError):
+            await client.generate(model, body)
+        assert sim.stats.faults_injected["rate_limit"] == 1  # one POST, not retried here
+        assert sim.stats.submissions_by_fingerprint[request_fingerprint(model, body)] == 0
 
 
 async def test_a_reset_is_an_unknown_outcome_even_before_creation(

@@ -286,15 +286,18 @@ async def test_generate_that_times_out_is_posted_once(
     assert server.count("POST", GENERATE) == 1
 
 
-async def test_generate_after_a_429_is_retried(
+async def test_a_429_on_generate_is_backpressure_raised_at_once_with_its_delay(
     session: aiohttp.ClientSession, fake_time: FakeTime
 ) -> None:
+    # Nothing was created; the batch's admission waits for a place instead of this call
+    # holding one (and pausing every other request of the run) while it retries.
     handler = sequence(respond(429, None, {"retry-after-ms": "300"}), respond(200, CREATED))
     async with serve({("POST", GENERATE): handler}) as server:
-        submission = await make_client(session, server, fake_time).generate(MODEL, BODY)
-    assert submission.job.job_id == "job_1"
-    assert server.count("POST", GENERATE) == 2
-    assert fake_time.sleeps == [pytest.approx(0.3)]
+        with pytest.raises(RateLimitedError) as caught:
+            await make_client(session, server, fake_time).generate(MODEL, BODY)
+    assert caught.value.retry_after == pytest.approx(0.3)
+    assert server.count("POST", GENERATE) == 1
+    assert fake_time.sleeps == []
 
 
 async def test_generate_that_could_not_connect_is_retried_and_stays_transient(

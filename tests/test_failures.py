@@ -110,7 +110,7 @@ RESET = failure_for_exception(aiohttp.ServerDisconnectedError(), method="POST", 
         (_status(408), True, False, OutcomeUnknownError),
         (_status(409), True, False, OutcomeUnknownError),
         (RESET, True, False, OutcomeUnknownError),
-        (_status(429), True, True, RateLimitedError),
+        (_status(429), True, False, RateLimitedError),  # backpressure: for the batch
         (_status(429, {"x-should-retry": "false"}), False, False, RateLimitedError),
         (UNSENT, True, True, TransientApiError),
         (_status(500, {"x-should-retry": "false"}), False, False, OutcomeUnknownError),

@@ -34,6 +34,7 @@ from runner.batch import (
     Submitter,
     WorkItem,
     count_failures,
+    opening_window,
 )
 from runner.canonical import canonical_json
 from runner.domain import JobSpec, RemoteJob, RemoteStatus, SourceLocation, Submission
@@ -148,8 +149,8 @@ def build(world: FakeWorld, tmp_path: Path) -> Batch:
     follower = Follower(book=book, get_job=world.get_job, watcher=None,
                         policy=PollPolicy(0.1, 1.5, 1.0, 60.0), fetch=world.fetch,
                         out_dir=tmp_path, note=note, clock=clock)
-    admission = Admission(concurrency=1, workers=2, model_limits={MODEL: 1},
-                          rate=RateLimiter(None, clock=clock))
+    admission = Admission(window=opening_window(1), workers=2, model_limits={MODEL: 1},
+                          rate=RateLimiter(None, clock=clock), clock=clock)
     scheduler = Scheduler(admission=admission, submitter=submitter, follower=follower,
                           control=control, download_concurrency=1, auto_retries=1, note=note)
     return Batch(world, admission, budget, reconciler, writer, scheduler)

@@ -12,7 +12,14 @@ import pytest
 from runner.clock import Clock
 from runner.domain import RemoteJob, RemoteStatus
 from runner.errors import AuthError, TransientApiError
-from runner.polling import ListWatcher, PollPolicy, PollTimeout, next_poll_delay, wait_terminal
+from runner.polling import (
+    CadencePolicy,
+    ListWatcher,
+    PollPolicy,
+    PollTimeout,
+    next_poll_delay,
+    wait_terminal,
+)
 from tests.helpers.http import FakeTime
 
 DEFAULT = PollPolicy()
@@ -206,7 +213,7 @@ async def test_watcher_passes_an_auth_failure_to_every_waiting_job() -> None:
         return job("in-progress")
 
     watcher = ListWatcher(listing, get_job, clock=Clock(monotonic=anyio.current_time),
-                          interval=0.01)
+                          cadence=CadencePolicy(min_interval=0.01))
     async with anyio.create_task_group() as tg:
         tg.start_soon(watcher.run)
         with pytest.raises(AuthError):

@@ -9,7 +9,7 @@ from runner.api.backoff import (
     retry_hint_from_headers,
     should_retry,
 )
-from runner.api.client import DEFAULT_BASE_URL, ScenarioClient, jobs_query, path_segment
+from runner.api.client import BULK_ASSETS, DEFAULT_BASE_URL, ScenarioClient
 from runner.api.downloads import DownloadedFile, download_asset, part_path, size_problem
 from runner.api.failures import (
     Failure,
@@ -18,6 +18,8 @@ from runner.api.failures import (
     final_error,
     retry_allowed,
 )
+from runner.api.lookup import AssetLookup
+from runner.api.paths import jobs_query, path_segment
 from runner.api.transport import USER_AGENT, decode_body, encode_json
 from runner.api.uploads import (
     IMAGE_ASSET_LIMIT,
@@ -45,11 +47,13 @@ from runner.api.wire import (
 )
 
 __all__ = [
+    "BULK_ASSETS",
     "DEFAULT_BASE_URL",
     "IMAGE_ASSET_LIMIT",
     "MIN_PART_SIZE",
     "PART_SIZE",
     "USER_AGENT",
+    "AssetLookup",
     "AssetUploader",
     "Credentials",
     "DownloadedFile",

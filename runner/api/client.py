@@ -18,12 +18,12 @@ import mimetypes
 import random as _random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import aiohttp
 
 from runner.api.auth import Credentials, credentials_from_env, ensure_anonymous_session
 from runner.api.backoff import Pacer, RetryPolicy
+from runner.api.paths import jobs_query, path_segment
 from runner.api.transport import USER_AGENT, ApiTransport, TransportSettings
 from runner.api.wire import (
     UploadPart,
@@ -31,10 +31,12 @@ from runner.api.wire import (
     UploadTicket,
     WireFormatError,
     parse_asset,
+    parse_assets,
     parse_created_asset_id,
     parse_estimate,
     parse_job_envelope,
     parse_job_page,
+    parse_parallel_job_cap,
     parse_submission,
     parse_upload_state,
     parse_upload_ticket,
@@ -58,43 +60,8 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
-# The SDK's path-parameter quoting (scenario-api.md 1.1): "/" is encoded.
-_PATH_SAFE = "!$&'()*+,;=:@"
+BULK_ASSETS = 200  # most asset ids one get-bulk request takes (scenario-api.md 4.4)
 _T = TypeVar("_T")
-
-
-def path_segment(value: str) -> str:
-    """One percent-encoded path parameter; empty and dot segments are refused (ValueError)."""
-    if value in ("", ".", ".."):
-        raise ValueError(f"invalid path parameter {value!r}")
-    return quote(value, safe=_PATH_SAFE)
-
-
-def jobs_query(
-    *,
-    created_after: str | None,
-    updated_after: str | None,
-    status: str | None,
-    types: Sequence[str],
-    page_size: int,
-) -> tuple[dict[str, str], frozenset[str] | None, str | None]:
-    """The `GET /v1/jobs` query, plus the type and status filters to apply client-side.
-
-    The API accepts `createdAfter` only without `status`/`type`/`types` (3.4), so with
-    `created_after` those filters move to the client. `types` uses the comma format;
-    `page_size` is clamped to the API's 1..100.
-    """
-    query = {"pageSize": str(max(1, min(page_size, 100)))}
-    if updated_after is not None:
-        query["updatedAfter"] = updated_after
-    if created_after is not None:
-        query["createdAfter"] = created_after
-        return query, (frozenset(types) if types else None), status
-    if types:
-        query["types"] = ",".join(types)
-    if status is not None:
-        query["status"] = status
-    return query, None, None
 
 
 class ScenarioClient:
@@ -214,6 +181,20 @@ class ScenarioClient:
         path = f"assets/{path_segment(asset_id)}"
         payload = await self._send("GET", path)
         return _parse(parse_asset, payload, "GET", path)
+
+    async def get_assets(self, asset_ids: Sequence[str]) -> list[RemoteAsset]:
+        """POST /assets/get-bulk: up to 200 assets (fresh signed URLs) in one request."""
+        if not 1 <= len(asset_ids) <= BULK_ASSETS:
+            raise ValueError(f"get_assets takes 1..{BULK_ASSETS} ids, got {len(asset_ids)}")
+        path = "assets/get-bulk"
+        payload = await self._send("POST", path, body={"assetIds": list(asset_ids)})
+        return _parse(parse_assets, payload, "POST", path)
+
+    async def parallel_job_cap(self, team_id: str) -> int | None:
+        """GET /teams/{id}/limits: the plan's cap on custom jobs in flight, if it says."""
+        path = f"teams/{path_segment(team_id)}/limits"
+        payload = await self._send("GET", path)
+        return _parse(parse_parallel_job_cap, payload, "GET", path)
 
     async def create_image_asset(self, name: str, data: bytes) -> str:
         """POST /assets with the image as a base64 data URL (< 6 MB); returns the asset id."""

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,20 +104,26 @@ class _PartFile:
         self.path.unlink(missing_ok=True)
 
 
+AssetSource = Callable[[str], Awaitable[RemoteAsset]]
+
+
 async def ready_asset(
     client: ScenarioClient,
     asset_id: str,
     *,
     poll_interval: float = 1.0,
     max_polls: int = 120,
+    lookup: AssetSource | None = None,
 ) -> RemoteAsset:
     """The asset once its status is no longer `pending`, with a fresh signed URL.
 
     Raises PermanentApiError if the asset is in error or has no URL, TransientApiError if
-    it is still pending after `max_polls` polls `poll_interval` seconds apart.
+    it is still pending after `max_polls` polls `poll_interval` seconds apart. `lookup`
+    replaces `client.get_asset` (a batching `AssetLookup`, say).
     """
+    get = lookup or client.get_asset
     for _ in range(max(1, max_polls)):
-        asset = await client.get_asset(asset_id)
+        asset = await get(asset_id)
         if asset.status != "pending":
             if asset.status == "error" or not asset.url:
                 raise PermanentApiError(
@@ -187,6 +194,7 @@ async def download_asset(
     chunk_size: int = 1 << 16,
     read_timeout: float = 60.0,
     poll_interval: float = 1.0,
+    lookup: AssetSource | None = None,
 ) -> DownloadedFile:
     """Download asset `asset_id` to `dest`, verified and atomically placed.
 
@@ -195,12 +203,14 @@ async def download_asset(
     once; truncated bodies, 5xx and network errors back off and retry. After `attempts`
     failures raises PermanentApiError (the CDN kept refusing) or TransientApiError. Never
     leaves a partial file at `dest`. `session` must not carry default credentials.
+    `lookup` is how the asset (and its fresh URL) is fetched: `client.get_asset` by default.
     """
     ensure_anonymous_session(session)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=read_timeout)
     failures: list[_AttemptFailed] = []
     for attempt in range(max(1, attempts)):
-        asset = await ready_asset(client, asset_id, poll_interval=poll_interval)
+        asset = await ready_asset(client, asset_id, poll_interval=poll_interval,
+                                  lookup=lookup)
         try:
             return await _fetch(session, asset, dest, chunk_size, timeout)
         except (aiohttp.ClientError, TimeoutError) as exc:

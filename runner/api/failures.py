@@ -2,10 +2,11 @@
 
 Pure functions over (status, body, headers) or a transport exception, so that every rule is
 table-tested and `runner.api.client` only sequences I/O. The one rule that matters most for
-money: a generate POST is retried only when it provably created nothing (a 429, or a
-connection that never opened). Any other failure after the request left the machine makes
-its outcome unknown: the job may exist and be billed, so it becomes `OutcomeUnknownError`
-and is reconciled by the caller, never re-posted here.
+money: a generate POST is retried only when it provably never left (a connection that
+never opened); a 429 created nothing and is handed to the batch as backpressure. Any other
+failure after the request left the machine makes its outcome unknown: the job may exist
+and be billed, so it becomes `OutcomeUnknownError` and is reconciled by the caller, never
+re-posted here.
 """
 
 from __future__ import annotations
@@ -113,13 +114,14 @@ def retry_allowed(failure: Failure, *, creates_job: bool) -> bool:
     """Whether this failed attempt may be tried again (attempt budget aside).
 
     For ordinary calls, the SDK's rules (`should_retry`). For a call that creates a job, only
-    when nothing can have been created: a connection that never opened, or a 429.
+    a connection that never opened. A 429 on a generate POST created nothing too, but it is
+    backpressure (a rate limit or the plan's parallel-job cap): it is raised at once, with
+    the server's delay, for the batch's admission to act on — retrying it here would hold
+    the job's place and pause every other request of the run.
     """
     if not creates_job:
         return should_retry(failure.error.status, failure.headers)
-    if not failure.sent:
-        return True
-    return isinstance(failure.error, RateLimitedError) and should_retry(429, failure.headers)
+    return not failure.sent
 
 
 def final_error(failure: Failure, *, creates_job: bool) -> ApiError:

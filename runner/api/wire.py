@@ -163,6 +163,21 @@ def parse_asset(value: Any) -> RemoteAsset:
     )
 
 
+def parse_assets(value: Any) -> list[RemoteAsset]:
+    """`POST /v1/assets/get-bulk` answer `{"assets": [Asset…]}` (4.4) → RemoteAssets."""
+    items = _object(value, "body").get("assets")
+    if not isinstance(items, list):
+        raise WireFormatError("assets: expected a list")
+    return [parse_asset({"asset": item}) for item in items]
+
+
+def parse_parallel_job_cap(value: Any) -> int | None:
+    """`GET /v1/teams/{id}/limits` (8) → `limits.parallelCustomJobs`, the plan's cap on
+    custom jobs (Kling's) in flight; None when the answer does not say."""
+    cap = _opt_number(_opt_object(_object(value, "body"), "limits"), "parallelCustomJobs")
+    return int(cap) if cap is not None and cap >= 1 else None
+
+
 def parse_created_asset_id(value: Any) -> str:
     """`POST /v1/assets` answer `{"asset": {"id": …}}` → the new asset id."""
     return _string(_object(_object(value, "body").get("asset"), "asset"), "id", "asset")

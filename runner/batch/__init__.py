@@ -4,6 +4,7 @@ admission, budget, submission, following, the scheduler and its controls — and
 from runner.batch.admission import (
     Admission,
     Bucket,
+    Gauge,
     ModelLimiters,
     RateLimiter,
     Slots,
@@ -27,10 +28,11 @@ from runner.batch.engine import (
 )
 from runner.batch.following import Follower
 from runner.batch.pricing import Estimate, estimate_jobs
-from runner.batch.progress import Progress, Snapshot, format_duration, progress_line
+from runner.batch.progress import Progress, Snapshot, account_cap, format_duration, progress_line
 from runner.batch.resume import Action, Decision, changed_fields, decide
 from runner.batch.scheduler import Scheduler, WorkItem
 from runner.batch.submission import Submitter
+from runner.batch.window import Window, after_acceptance, after_refusal, opening_window
 
 __all__ = [
     "Action",
@@ -43,6 +45,7 @@ __all__ = [
     "Estimate",
     "FailureLimit",
     "Follower",
+    "Gauge",
     "HaltReason",
     "JobBook",
     "Live",
@@ -57,7 +60,11 @@ __all__ = [
     "Slots",
     "Snapshot",
     "Submitter",
+    "Window",
     "WorkItem",
+    "account_cap",
+    "after_acceptance",
+    "after_refusal",
     "api_sessions",
     "cancel_jobs",
     "cancel_targets",
@@ -69,6 +76,7 @@ __all__ = [
     "format_duration",
     "halt_reason_for",
     "live_state",
+    "opening_window",
     "prepare_run",
     "progress_line",
     "record_cancellations",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from runner.batch.window import Window, after_acceptance, after_refusal
 from runner.clock import Clock
 
 
@@ -76,6 +77,16 @@ class Slots:
 
     def release(self) -> None:
         self.count -= 1
+        self._wake()
+
+    def set_limit(self, limit: int) -> None:
+        """Change the limit; waiters see a larger one at once."""
+        grew = limit > self.limit
+        self.limit = limit
+        if grew:
+            self._wake()
+
+    def _wake(self) -> None:
         freed, self._freed = self._freed, anyio.Event()
         freed.set()
 
@@ -90,33 +101,75 @@ class ModelLimiters:
         return self._limiters.get(model)
 
 
+@dataclass(frozen=True, slots=True)
+class Gauge:
+    """Admission at one moment, for the display: jobs in flight, the places the window
+    allows, what `--concurrency` asked for, and whether the account's cap is the limit."""
+
+    in_flight: int
+    limit: int
+    asked: int
+    capped: bool
+    refusals: int
+    peak: int = 0  # most jobs in flight at once so far
+
+
 class Admission:
-    """The places of one batch: `concurrency` jobs in flight at the API (per-model limits
-    within it), `workers` tasks in all, and the submit rate."""
+    """The places of one batch: jobs in flight at the API under an adaptive window (at
+    most `--concurrency`, learning the account's cap from its refusals: `window.py`),
+    per-model limits within it, worker tasks, the submit rate and the API's Retry-After."""
 
     def __init__(
         self,
         *,
-        concurrency: int,
+        window: Window,
         workers: int,
         model_limits: Mapping[str, int],
         rate: RateLimiter,
+        clock: Clock,
     ) -> None:
-        self.in_flight = Slots(concurrency)
+        self.window = window
+        self.in_flight = Slots(window.limit)
         self.workers = Slots(workers)
         self.models = ModelLimiters(model_limits)
         self.rate = rate
+        self._clock = clock
+        self._paused_until = 0.0
+
+    def refused(self, retry_after: float | None) -> None:
+        """A generate POST was refused for capacity (429, nothing created): shrink the
+        window to what the account holds, and hold new POSTs for `retry_after` seconds."""
+        self.window = after_refusal(self.window, self.in_flight.count)
+        self.in_flight.set_limit(self.window.limit)
+        if retry_after is not None and retry_after > 0:
+            until = self._clock.monotonic() + retry_after
+            self._paused_until = max(self._paused_until, until)
+
+    def accepted(self) -> None:
+        """A generate POST created a job: the window may grow."""
+        self.window = after_acceptance(self.window)
+        self.in_flight.set_limit(self.window.limit)
+
+    def gauge(self) -> Gauge:
+        w = self.window
+        return Gauge(self.in_flight.count, w.limit, w.ceiling, w.capped, w.refused,
+                     self.in_flight.peak)
+
+    async def _pause(self) -> None:
+        while (left := self._paused_until - self._clock.monotonic()) > 0:
+            await self._clock.sleep(left)
 
     async def place(self, model: str) -> Ticket:
         """Wait for a place in flight for a new submission of `model` (its model's slot,
-        a place under `--concurrency`, then the submit rate). Cancelled while waiting,
-        it holds nothing."""
+        a place in the window, the end of a Retry-After pause, then the submit rate).
+        Cancelled while waiting, it holds nothing."""
         taken: list[Slots] = []
         try:
             for slots in (self.models.get(model), self.in_flight):
                 if slots is not None:
                     await slots.acquire()
                     taken.append(slots)
+            await self._pause()
             await self.rate.acquire()
         except BaseException:
             for slots in taken:

@@ -11,6 +11,7 @@ written nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,27 +21,44 @@ from typing import Any
 import aiohttp
 import anyio
 
-from runner.api import AssetUploader, Credentials, DownloadedFile, ScenarioClient, download_asset
+from runner.api import (
+    AssetLookup,
+    AssetUploader,
+    Credentials,
+    DownloadedFile,
+    ScenarioClient,
+    download_asset,
+)
 from runner.batch.admission import Admission, RateLimiter
 from runner.batch.bodies import request_body
 from runner.batch.book import JobBook, count_failures
 from runner.batch.budget import Budget
 from runner.batch.control import Control, FailureLimit, HaltReason
-from runner.batch.following import Follower
+from runner.batch.following import Follower, job_class
 from runner.batch.pricing import CostEstimator
 from runner.batch.progress import Notes, Progress
 from runner.batch.resume import Action, decide
 from runner.batch.scheduler import Scheduler, WorkItem
 from runner.batch.submission import Submitter
+from runner.batch.window import opening_window
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState
-from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, UsageError
+from runner.errors import (
+    EXIT_HALTED,
+    EXIT_INTERRUPTED,
+    EXIT_JOBS_FAILED,
+    EXIT_OK,
+    ApiError,
+    UsageError,
+)
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
 from runner.manifest import Manifest
 from runner.outdir import hold_lock, verified_assets, video_name_clashes, write_metadata, write_plan
-from runner.polling import ListWatcher, PollMode, PollPolicy
+from runner.polling import CadencePolicy, Durations, ListWatcher, PollMode, PollPolicy
 from runner.reconcile import Reconciler
 from runner.schemas import SchemaRegistry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +75,7 @@ class RunOptions:
     download_concurrency: int = 4
     poll: PollPolicy = field(default_factory=PollPolicy)
     poll_mode: PollMode = PollMode.LIST
+    listings_per_second: float = 4.0  # the request budget of list mode's one listing
     settle: float = 30.0
     budget: float | None = None
     max_failures: FailureLimit = field(default_factory=FailureLimit)
@@ -84,10 +103,12 @@ def default_options(out_dir: Path, *, simulated: bool = False) -> RunOptions:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Where the API is and who we are there."""
+    """Where the API is and who we are there (`team_id`, when known, lets the run read
+    the plan's parallel-job cap)."""
 
     base_url: str
     credentials: Credentials
+    team_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +217,14 @@ async def run_batch(
             tg.start_soon(writer.run)
             client = ScenarioClient(api_session, endpoint.base_url, endpoint.credentials,
                                     clock=clock)
-            watcher = _watcher(client, options, clock)
+            watcher = _watcher(client, options, prepared.records, clock)
+            lookup = AssetLookup(client)
+            tg.start_soon(lookup.run)
+            plan_cap = await _plan_cap(client, endpoint.team_id)
             scheduler = _scheduler(prepared=prepared, live=live, book=book,
-                                   registry=registry, client=client,
-                                   cdn_session=cdn_session, watcher=watcher, clock=clock)
+                                   registry=registry, client=client, lookup=lookup,
+                                   cdn_session=cdn_session, watcher=watcher,
+                                   plan_cap=plan_cap, clock=clock)
             if watcher is not None:
                 tg.start_soon(watcher.run)
             try:
@@ -219,8 +244,8 @@ async def run_batch(
 
 def _scheduler(
     *, prepared: PreparedRun, live: Live, book: JobBook, registry: SchemaRegistry,
-    client: ScenarioClient, cdn_session: aiohttp.ClientSession, watcher: ListWatcher | None,
-    clock: Clock,
+    client: ScenarioClient, lookup: AssetLookup, cdn_session: aiohttp.ClientSession,
+    watcher: ListWatcher | None, plan_cap: int | None, clock: Clock,
 ) -> Scheduler:
     options, note, control = prepared.options, live.progress.note, live.control
     records = prepared.records.values()
@@ -232,7 +257,7 @@ def _scheduler(
         return await request_body(spec, registry, uploader)
 
     async def fetch(asset_id: str, dest: Path) -> DownloadedFile:
-        return await download_asset(client, cdn_session, asset_id, dest)
+        return await download_asset(client, cdn_session, asset_id, dest, lookup=lookup)
 
     submitter = Submitter(
         book=book, make_body=make_body, generate=client.generate,
@@ -246,21 +271,48 @@ def _scheduler(
                         policy=options.poll, fetch=fetch, out_dir=options.out_dir, note=note,
                         clock=clock)
     admission = Admission(
-        concurrency=options.concurrency,
+        window=opening_window(options.concurrency, plan_cap),
         workers=options.concurrency + options.download_concurrency,
         model_limits=options.model_concurrency,
         rate=RateLimiter(options.submits_per_second, clock=clock),
+        clock=clock,
     )
+    live.progress.gauge = admission.gauge
     return Scheduler(admission=admission, submitter=submitter, follower=follower,
                      control=control, download_concurrency=options.download_concurrency,
                      auto_retries=options.auto_retries, note=note)
 
 
-def _watcher(client: ScenarioClient, options: RunOptions, clock: Clock) -> ListWatcher | None:
+async def _plan_cap(client: ScenarioClient, team_id: str | None) -> int | None:
+    """The plan's cap on jobs in flight, where the API will say; None otherwise (the
+    window then learns it from refusals)."""
+    if team_id is None:
+        return None
+    try:
+        return await client.parallel_job_cap(team_id)
+    except ApiError as exc:
+        log.info("the plan's limits could not be read (%s): learning the cap instead", exc)
+        return None
+
+
+def _watcher(
+    client: ScenarioClient, options: RunOptions, records: Mapping[str, JobRecord], clock: Clock
+) -> ListWatcher | None:
     if options.poll_mode is not PollMode.LIST:
         return None
+    cadence = CadencePolicy(min_interval=1.0 / options.listings_per_second,
+                            max_interval=options.poll.maximum)
     return ListWatcher(lambda since: client.list_jobs(updated_after=since), client.get_job,
-                       clock=clock, interval=options.poll.initial)
+                       clock=clock, cadence=cadence, durations=learned_durations(records))
+
+
+def learned_durations(records: Mapping[str, JobRecord]) -> Durations:
+    """What earlier runs in the folder learned of how long jobs take (the cadence's seed)."""
+    durations = Durations()
+    for record in records.values():
+        if record.run_seconds is not None and record.model is not None:
+            durations.add(job_class(record.model, record.params or {}), record.run_seconds)
+    return durations
 
 
 def exit_code_for(

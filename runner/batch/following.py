@@ -9,9 +9,10 @@ the next run. Auth/credit failures come back as a halt for the scheduler to appl
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runner.api import DownloadedFile
 from runner.batch.book import JobBook
@@ -29,7 +30,7 @@ from runner.ledger import (
     TimedOut,
 )
 from runner.outdir import video_relpath
-from runner.polling import ListWatcher, PollPolicy, PollTimeout, wait_terminal
+from runner.polling import ListWatcher, PollPolicy, PollTimeout, server_seconds, wait_terminal
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,9 @@ class Follower:
         self._note = note
         self._clock = clock
 
-    async def follow(self, spec: JobSpec, job_id: str) -> FollowOutcome:
-        """Poll until terminal and record the outcome."""
+    async def follow(self, spec: JobSpec, job_id: str, *, fresh: bool = False) -> FollowOutcome:
+        """Poll until terminal and record the outcome. `fresh`: the job was just created by
+        this run (a listing will show it; no direct look first)."""
 
         async def on_update(job: RemoteJob) -> None:
             if job.status in _RUNNING and self._book.state(spec.id) is JobState.SUBMITTED:
@@ -75,7 +77,7 @@ class Follower:
                                                 status=job.raw_status))
 
         try:
-            final = await self._poll(job_id, on_update)
+            final = await self._poll(spec, job_id, on_update, fresh=fresh)
         except PollTimeout:
             await self._book.record(TimedOut(
                 job=spec.id, job_id=job_id,
@@ -91,27 +93,30 @@ class Follower:
         await self._book.record(Finished(
             job=spec.id, outcome=_OUTCOMES[final.status], job_id=final.job_id,
             status=final.raw_status, error=final.error, hint=final.hint,
-            asset_ids=tuple(final.asset_ids)))
+            asset_ids=tuple(final.asset_ids), seconds=server_seconds(final)))
         return FollowOutcome(final)
 
     async def _poll(
-        self, job_id: str, on_update: Callable[[RemoteJob], Awaitable[None]]
+        self, spec: JobSpec, job_id: str, on_update: Callable[[RemoteJob], Awaitable[None]],
+        *, fresh: bool,
     ) -> RemoteJob:
         if self._watcher is None:
             return await wait_terminal(self._get_job, job_id, policy=self._policy,
                                        clock=self._clock, on_update=on_update)
-        # One direct look first: a resumed job may have ended long before the listing's
-        # window, and a fast one before it was registered.
-        try:
-            job = await self._get_job(job_id)
-        except TransientApiError:
-            pass  # an outage: the listing (and its own fallback GETs) will tell
-        else:
-            await on_update(job)
-            if job.status.terminal:
-                return job
+        if not fresh:
+            # A resumed job may have ended long before the listing's window: one direct
+            # look first. A fresh one the listing shows (it keeps what ended early).
+            try:
+                job = await self._get_job(job_id)
+            except TransientApiError:
+                pass  # an outage: the listing (and its own fallback GETs) will tell
+            else:
+                await on_update(job)
+                if job.status.terminal:
+                    return job
         return await self._watcher.wait(job_id, deadline=self._policy.deadline,
-                                        on_update=on_update)
+                                        on_update=on_update,
+                                        job_class=job_class(spec.model, spec.params))
 
     async def download(
         self, spec: JobSpec, asset_ids: tuple[str, ...], have: frozenset[str] = frozenset()
@@ -133,6 +138,13 @@ class Follower:
             await self._book.record(Downloaded(job=spec.id, asset_id=asset_id, path=rel,
                                                sha256=got.sha256, bytes=got.bytes))
         return ok
+
+
+def job_class(model: str, params: Mapping[str, Any]) -> tuple[str, str | None]:
+    """Jobs expected to take alike: one model, one requested `duration` (motion control
+    takes its length from the driving video: one class per model)."""
+    duration = params.get("duration")
+    return model, None if duration is None else str(duration)
 
 
 _RUNNING = frozenset({RemoteStatus.WARMING_UP, RemoteStatus.IN_PROGRESS, RemoteStatus.FINALIZING})

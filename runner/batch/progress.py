@@ -12,6 +12,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from runner.batch.admission import Gauge
 from runner.batch.control import Control
 from runner.domain import JobState
 from runner.ledger import Downloaded, Event, JobRecord, PollFailed, Submitted, TimedOut
@@ -33,6 +34,7 @@ class Snapshot:
     draining: bool
     halt: str | None
     elapsed: float
+    admission: Gauge | None = None
 
 
 class Notes:
@@ -74,6 +76,7 @@ class Progress:
         self.downloaded = 0
         self.unfollowed = 0
         self.cost = 0.0
+        self.gauge: Callable[[], Gauge] | None = None  # set once admission exists
         self._started = clock()
         self._done_times: deque[float] = deque(maxlen=200)
 
@@ -116,6 +119,7 @@ class Progress:
             adopted=self.adopted, downloaded=self.downloaded, unfollowed=self.unfollowed,
             cost=self.cost, draining=self.control.draining,
             halt=halt.value if halt is not None else None, elapsed=now - self._started,
+            admission=self.gauge() if self.gauge is not None else None,
         )
 
 
@@ -158,6 +162,8 @@ def progress_line(snap: Snapshot) -> str:
         f"[{format_duration(snap.elapsed)}] {counts} | {snap.completions_per_minute:.1f}/min"
         f" | ETA {format_duration(snap.eta_seconds)} | failures {snap.failures}"
     )
+    if snap.admission is not None and snap.admission.capped:
+        line += f" | {account_cap(snap.admission)}"
     if snap.adopted:
         line += f" | adopted {snap.adopted}"
     if snap.unfollowed:
@@ -169,3 +175,8 @@ def progress_line(snap: Snapshot) -> str:
     elif snap.draining:
         line += " | DRAINING: no new submissions (Ctrl-C again to stop now)"
     return line
+
+
+def account_cap(gauge: Gauge) -> str:
+    """`8 in flight (account cap; asked 40)`: the account, not --concurrency, holds it."""
+    return f"{gauge.in_flight} in flight (account cap; asked {gauge.asked})"

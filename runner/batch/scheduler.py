@@ -21,7 +21,7 @@ from runner.batch.admission import Admission, Ticket
 from runner.batch.control import Control
 from runner.batch.following import Follower, FollowOutcome
 from runner.batch.resume import Action, Decision, is_transient_failure
-from runner.batch.submission import Submitter
+from runner.batch.submission import SubmitOutcome, Submitter
 from runner.domain import JobSpec, RemoteJob, RemoteStatus
 from runner.ledger import JobRecord
 
@@ -127,6 +127,14 @@ class Scheduler:
             while True:
                 with place:
                     outcome = await self._submit_and_follow(spec, job_id)
+                if isinstance(outcome, SubmitOutcome):
+                    # Refused for capacity: the window shrinks to what the account holds
+                    # and the job waits for a place again — it never fails for it.
+                    self._admission.refused(outcome.retry_after)
+                    if not self._control.submissions_allowed:
+                        return
+                    place = await self._admission.place(spec.model)
+                    continue
                 final = outcome.final
                 if final is not None and final.status is RemoteStatus.SUCCESS:
                     async with self._downloads:
@@ -139,15 +147,24 @@ class Scheduler:
                 job_id = None
                 place = await self._admission.place(spec.model)
 
-    async def _submit_and_follow(self, spec: JobSpec, job_id: str | None) -> FollowOutcome:
+    async def _submit_and_follow(
+        self, spec: JobSpec, job_id: str | None
+    ) -> FollowOutcome | SubmitOutcome:
+        """Submit (unless the job has a jobId) and follow; a busy refusal comes back as is."""
         if job_id is None:
             submitted = await self._submitter.submit(spec)
+            if submitted.busy:
+                return submitted
             if submitted.halt is not None:
                 self._control.halt_for(submitted.halt, submitted.detail)
             if submitted.job_id is None:
                 return FollowOutcome(None)
+            self._admission.accepted()
             job_id = submitted.job_id
-        outcome = await self._follower.follow(spec, job_id)
+            fresh = True
+        else:
+            fresh = False
+        outcome = await self._follower.follow(spec, job_id, fresh=fresh)
         if outcome.halt is not None:
             self._control.halt_for(outcome.halt, outcome.detail)
         return outcome

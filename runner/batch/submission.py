@@ -27,6 +27,7 @@ from runner.errors import (
     ApiError,
     OutcomeUnknownError,
     PermanentApiError,
+    RateLimitedError,
     TransientApiError,
     UsageError,
 )
@@ -57,6 +58,8 @@ class SubmitOutcome:
     job_id: str | None = None
     halt: HaltReason | None = None
     detail: str = ""
+    busy: bool = False  # refused for capacity (429): nothing created, post it again later
+    retry_after: float | None = None  # the server's delay before the next POST, if any
 
 
 class _Repost(enum.Enum):
@@ -150,6 +153,13 @@ class Submitter:
                 intent = Intent(spec.id, spec.model, body_json, ts)
                 return await self._after_lost(spec, intent, attempt, held=held,
                                              reservation=reservation, exc=answer)
+        if isinstance(answer, RateLimitedError):
+            # Backpressure, not failure: the account holds all it will (or asks us to slow
+            # down). Nothing was created; the scheduler posts the job again once a place is
+            # free.
+            await self._book.record(NotSubmitted(job=spec.id, attempt=attempt,
+                                                 error=f"refused for now: {answer}"))
+            return SubmitOutcome(busy=True, retry_after=answer.retry_after)
         if isinstance(answer, ApiError):
             return await self._refused(spec, attempt, answer, what="submitting it")
         return SubmitOutcome(job_id=answer)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from runner.batch import Progress, Snapshot, format_duration, progress_line
+from runner.batch import Progress, Snapshot, account_cap, format_duration, progress_line
 from runner.domain import JobState
 
 PLAIN_INTERVAL = 10.0
@@ -47,6 +47,8 @@ def snapshot_table(snap: Snapshot) -> Table:
         f" · failures {snap.failures} · adopted {snap.adopted} · elapsed "
         f"{format_duration(snap.elapsed)}"
     )
+    if snap.admission is not None and snap.admission.capped:
+        table.caption += f"\n{account_cap(snap.admission)}"
     if snap.halt:
         table.caption += f"\nHALTED: {snap.halt} — finishing jobs in flight"
     elif snap.draining:

@@ -8,6 +8,7 @@ ledger and the exit code is 130: re-run the same command to resume.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -48,8 +49,6 @@ from runner.views import job_views, state_counts
 # The defaults, for the help texts (RunOptions is where they are written).
 _D = default_options(Path("."))
 
-NAME = "run"
-HELP = "run a manifest's jobs (or resume them) and download the videos"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,12 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"first poll after this long, then x{_D.poll.factor:g} each time "
                         f"(default {_D.poll.initial:g})")
     limits.add_argument("--poll-max", type=float, metavar="SECONDS",
-                        help="longest wait between two polls of a job (default "
+                        help="longest wait between two polls (or listings) (default "
                         f"{_D.poll.maximum:g})")
     limits.add_argument("--poll-mode", choices=[m.value for m in PollMode],
-                        help="list (default): one job listing per poll interval for the whole "
-                        "batch, plus one direct look per job; each: one GET per job, backing "
-                        "off (see the README's benchmark)")
+                        help="list (default): one job listing for the whole batch, at a "
+                        "cadence learned from the jobs' durations; each: one GET per job, "
+                        "backing off (see the README's benchmark)")
+    limits.add_argument("--listings-per-second", type=float, metavar="N",
+                        help="list mode's request budget: at most N job listings a second "
+                        f"(default {_D.listings_per_second:g}); the cadence follows the jobs")
     limits.add_argument("--settle", type=float, metavar="SECONDS",
                         help="how long a lost POST is looked for before posting again "
                         f"(default {_D.settle:g})")
@@ -129,7 +131,7 @@ def build_options(args: argparse.Namespace, manifest: Manifest) -> RunOptions:
     """CLI flags over the manifest's `settings:`, over the defaults (`RunOptions`)."""
     s = manifest.settings
     for name in ("concurrency", "submit_rate", "download_concurrency", "job_timeout",
-                 "settle", "budget", "poll_interval", "poll_max"):
+                 "settle", "budget", "poll_interval", "poll_max", "listings_per_second"):
         _positive(f"--{name.replace('_', '-')}", getattr(args, name))
     out_dir = (args.output or Path("output") / args.manifest.stem).resolve()
     defaults = default_options(out_dir, simulated=args.simulate)
@@ -143,6 +145,7 @@ def build_options(args: argparse.Namespace, manifest: Manifest) -> RunOptions:
                         _first(args.poll_max, poll.maximum),
                         _first(args.job_timeout, s.job_timeout, poll.deadline)),
         poll_mode=PollMode(args.poll_mode) if args.poll_mode else None,
+        listings_per_second=args.listings_per_second,
         settle=args.settle,
         budget=_first(args.budget, s.budget),
         max_failures=FailureLimit.parse(args.max_failures or s.max_failures),
@@ -155,7 +158,9 @@ def build_options(args: argparse.Namespace, manifest: Manifest) -> RunOptions:
 
 def resolve_endpoint(args: argparse.Namespace) -> Endpoint | None:
     """Base URL and credentials for a real run; None with --simulate. Never falls back."""
-    return None if args.simulate else Endpoint(*api_endpoint(args.base_url))
+    if args.simulate:
+        return None
+    return Endpoint(*api_endpoint(args.base_url), team_id=os.environ.get("SCENARIO_TEAM_ID"))
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -180,7 +185,8 @@ async def _run(
     async with AsyncExitStack() as stack:
         if endpoint is None:
             endpoint = Endpoint(*await simulated_endpoint(stack, seed=args.sim_seed,
-                                                          profile=args.sim_profile))
+                                                          profile=args.sim_profile),
+                                team_id=os.environ.get("SCENARIO_TEAM_ID"))
         outcome: list[RunResult] = []
         with anyio.CancelScope() as hard_stop:
             async with anyio.create_task_group() as tg:
@@ -214,6 +220,11 @@ def _summarize(live: Live, prepared: PreparedRun, records: Mapping[str, JobRecor
     for message in progress.unshown_notes():
         output.err(message)
     output.err(progress_line(progress.snapshot()))
+    gauge = progress.snapshot().admission
+    if gauge is not None and gauge.refusals:
+        output.err(f"the account's cap held the batch to about {gauge.limit} job(s) in "
+                   f"flight (asked {gauge.asked}): {gauge.refusals} POST(s) refused for "
+                   "capacity and posted again later, none failed")
     if control.halt is not None and control.halt is not HaltReason.INTERRUPTED:
         output.err(f"halted: {control.halt.value}; fix it and run the same command to resume")
     elif control.draining:

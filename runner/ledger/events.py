@@ -18,8 +18,8 @@ Kinds, in the order a job usually meets them:
 - `not-submitted` (attempt, error): nothing was created (auth, credit, halt, a re-post
   given up): the job is pending again.
 - `running` (jobId, status): the job left the queue.
-- `succeeded` / `failed` / `canceled` (jobId, status, error, hint, assetIds): the remote
-  terminal state.
+- `succeeded` / `failed` / `canceled` (jobId, status, error, hint, assetIds, seconds): the
+  remote terminal state; `seconds` is how long the job took by the server's clock.
 - `timed-out` (jobId, error): no terminal state within `--job-timeout`; still in flight at
   the API, no longer followed by this run; the next run polls it again.
 - `poll-failed` (jobId, error): the API could not be asked about the job (after the client's
@@ -32,7 +32,7 @@ Kinds, in the order a job usually meets them:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -127,6 +127,7 @@ class Finished(_Event):
     error: str | None = None
     hint: str | None = None
     asset_ids: tuple[str, ...] = ()
+    seconds: float | None = None  # how long it ran, by the server's clock (for the cadence)
     KIND: ClassVar[str] = "finished"  # on disk: the outcome's name
 
 
@@ -234,16 +235,11 @@ def _coerce(cls: type[_Event], values: dict[str, Any]) -> Event:
         values["attempt"] = int(values["attempt"])
     elif "attempt" in _FIELDS[cls]:
         values["attempt"] = 1
-    if "asset_ids" in values:
-        values["asset_ids"] = _asset_ids(values["asset_ids"])
-    if "status" in values:
-        values["status"] = _status(values["status"])
-    if "bytes" in values:
-        values["bytes"] = int(values["bytes"])
-    if values.get("cost") is not None:
-        values["cost"] = float(values["cost"])
-    if "reconciled" in values:
-        values["reconciled"] = bool(values["reconciled"])
+    for name, convert in _CONVERSIONS:
+        if values.get(name) is not None:
+            values[name] = convert(values[name])
+    if "asset_ids" in values and values["asset_ids"] is None:
+        values["asset_ids"] = ()
     if "job_id" in _FIELDS[cls] and values.get("job_id") is None:
         if cls is Submitted:
             # A job "created" without a jobId could be neither polled nor reconciled: the
@@ -265,3 +261,10 @@ def _status(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
+
+
+# JSON value -> the type the event declares, per field (None stays None).
+_CONVERSIONS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("asset_ids", _asset_ids), ("status", _status), ("bytes", int), ("cost", float),
+    ("seconds", float), ("reconciled", bool),
+)

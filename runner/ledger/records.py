@@ -70,6 +70,7 @@ class JobRecord:
     cost: float | None = None
     total_cost: float = 0.0
     reconciled: bool = False
+    run_seconds: float | None = None  # how long the last attempt ran, by the server's clock
     timed_out: bool = False
     poll_failed: bool = False
     previous_job_ids: tuple[str, ...] = field(default_factory=tuple)
@@ -98,7 +99,8 @@ def _intended(rec: JobRecord, ev: Intended) -> JobRecord:
     return replace(
         rec, state=JobState.SUBMITTED, model=ev.model, params=ev.params, body=ev.body,
         fingerprint=ev.fingerprint, attempt=ev.attempt, job_id=None, intent_ts=ev.ts,
-        submitted_ts=None, finished_ts=None, unresolved_intent=True, remote_status=None,
+        submitted_ts=None, finished_ts=None, run_seconds=None, unresolved_intent=True,
+        remote_status=None,
         asset_ids=(), assets=(), error=None, hint=None, cost=None, reconciled=False,
         timed_out=False, poll_failed=False, previous_job_ids=previous,
     )
@@ -124,6 +126,7 @@ def _finished(rec: JobRecord, ev: Finished) -> JobRecord:
         rec, state=_OUTCOME_STATES[ev.outcome], job_id=ev.job_id or rec.job_id,
         remote_status=ev.status, error=ev.error, hint=ev.hint, asset_ids=ev.asset_ids,
         finished_ts=ev.ts, unresolved_intent=False, timed_out=False, poll_failed=False,
+        run_seconds=ev.seconds,
     )
 
 
