@@ -110,7 +110,7 @@ class FakeWorld:
             return self._job(job_id, "failure", error="temporary capacity problem")
         return self._job(job_id, "success", assets=("asset_1",))
 
-    async def fetch(self, asset_id: str, dest: Path) -> DownloadedFile:
+    async def fetch(self, asset_id: str, dest: Path, known: object = None) -> DownloadedFile:
         await self.gates("download")
         return DownloadedFile(dest, "ab" * 32, 123)
 
@@ -167,18 +167,20 @@ async def run(batch: Batch) -> None:
     gates = batch.world.gates
     async with anyio.create_task_group() as outer:
         outer.start_soon(batch.writer.run)
-        with anyio.CancelScope() as scope:
-            async with anyio.create_task_group() as tg:
+        try:
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
 
-                async def cancel_at_the_gate() -> None:
-                    await gates.reached.wait()
-                    scope.cancel()
-                    gates.release.set()
+                    async def cancel_at_the_gate() -> None:
+                        await gates.reached.wait()
+                        scope.cancel()
+                        gates.release.set()
 
-                tg.start_soon(cancel_at_the_gate)
-                await batch.scheduler.run([ITEM])
-                tg.cancel_scope.cancel()
-        batch.writer.close()
+                    tg.start_soon(cancel_at_the_gate)
+                    await batch.scheduler.run([ITEM])
+                    tg.cancel_scope.cancel()
+        finally:
+            batch.writer.close()  # as run_batch does, however the batch ends
 
 
 def assert_nothing_leaked(batch: Batch, where: str) -> None:

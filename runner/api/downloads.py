@@ -195,6 +195,7 @@ async def download_asset(
     read_timeout: float = 60.0,
     poll_interval: float = 1.0,
     lookup: AssetSource | None = None,
+    known: RemoteAsset | None = None,
 ) -> DownloadedFile:
     """Download asset `asset_id` to `dest`, verified and atomically placed.
 
@@ -203,14 +204,18 @@ async def download_asset(
     once; truncated bodies, 5xx and network errors back off and retry. After `attempts`
     failures raises PermanentApiError (the CDN kept refusing) or TransientApiError. Never
     leaves a partial file at `dest`. `session` must not carry default credentials.
-    `lookup` is how the asset (and its fresh URL) is fetched: `client.get_asset` by default.
+    `lookup` is how the asset (and its fresh URL) is fetched: `client.get_asset` by default;
+    `known` is the asset as just looked up (its first attempt then asks nothing).
     """
     ensure_anonymous_session(session)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=read_timeout)
     failures: list[_AttemptFailed] = []
     for attempt in range(max(1, attempts)):
-        asset = await ready_asset(client, asset_id, poll_interval=poll_interval,
-                                  lookup=lookup)
+        if attempt == 0 and known is not None and known.status == "success" and known.url:
+            asset = known
+        else:
+            asset = await ready_asset(client, asset_id, poll_interval=poll_interval,
+                                      lookup=lookup)
         try:
             return await _fetch(session, asset, dest, chunk_size, timeout)
         except (aiohttp.ClientError, TimeoutError) as exc:

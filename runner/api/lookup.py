@@ -29,7 +29,7 @@ class _Waiter:
 class AssetLookup:
     """`await lookup(asset_id)`: the asset, from a shared bulk request."""
 
-    def __init__(self, client: ScenarioClient, *, linger: float = 0.05) -> None:
+    def __init__(self, client: ScenarioClient, *, linger: float = 0.02) -> None:
         self._client = client
         self._linger = linger
         self._send, self._receive = anyio.create_memory_object_stream[_Waiter](10_000)

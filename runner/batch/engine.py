@@ -42,7 +42,7 @@ from runner.batch.scheduler import Scheduler, WorkItem
 from runner.batch.submission import Submitter
 from runner.batch.window import opening_window
 from runner.clock import Clock
-from runner.domain import JobSpec, JobState
+from runner.domain import JobSpec, JobState, RemoteAsset
 from runner.errors import (
     EXIT_HALTED,
     EXIT_INTERRUPTED,
@@ -256,8 +256,9 @@ def _scheduler(
     async def make_body(spec: JobSpec) -> dict[str, Any]:
         return await request_body(spec, registry, uploader)
 
-    async def fetch(asset_id: str, dest: Path) -> DownloadedFile:
-        return await download_asset(client, cdn_session, asset_id, dest, lookup=lookup)
+    async def fetch(asset_id: str, dest: Path, known: RemoteAsset | None) -> DownloadedFile:
+        return await download_asset(client, cdn_session, asset_id, dest, lookup=lookup,
+                                    known=known)
 
     submitter = Submitter(
         book=book, make_body=make_body, generate=client.generate,
@@ -268,8 +269,8 @@ def _scheduler(
         may_submit=lambda: control.submissions_allowed, note=note, clock=clock,
     )
     follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
-                        policy=options.poll, fetch=fetch, out_dir=options.out_dir, note=note,
-                        clock=clock)
+                        policy=options.poll, fetch=fetch, locate=lookup,
+                        out_dir=options.out_dir, note=note, clock=clock)
     admission = Admission(
         window=opening_window(options.concurrency, plan_cap),
         workers=options.concurrency + options.download_concurrency,

@@ -9,16 +9,19 @@ the next run. Auth/credit failures come back as a halt for the scheduler to appl
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from runner.api import DownloadedFile
 from runner.batch.book import JobBook
 from runner.batch.control import HaltReason, halt_reason_for
 from runner.clock import Clock
-from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
+from runner.domain import JobSpec, JobState, RemoteAsset, RemoteJob, RemoteStatus
 from runner.errors import ApiError, TransientApiError
 from runner.ledger import (
     Downloaded,
@@ -53,7 +56,8 @@ class Follower:
         get_job: Callable[[str], Awaitable[RemoteJob]],
         watcher: ListWatcher | None,
         policy: PollPolicy,
-        fetch: Callable[[str, Path], Awaitable[DownloadedFile]],
+        fetch: Callable[[str, Path, RemoteAsset | None], Awaitable[DownloadedFile]],
+        locate: Callable[[str], Awaitable[RemoteAsset]] | None = None,
         out_dir: Path,
         note: Callable[[str], None],
         clock: Clock,
@@ -63,6 +67,7 @@ class Follower:
         self._watcher = watcher
         self._policy = policy
         self._fetch = fetch
+        self._locate = locate
         self._out_dir = out_dir
         self._note = note
         self._clock = clock
@@ -118,17 +123,38 @@ class Follower:
                                         on_update=on_update,
                                         job_class=job_class(spec.model, spec.params))
 
+    async def locate(self, asset_ids: tuple[str, ...]) -> dict[str, RemoteAsset]:
+        """The assets with their signed URLs, looked up together (outside the download
+        limit, so that jobs finishing together share one bulk lookup); what cannot be
+        looked up now is left out (the download looks again)."""
+        found: dict[str, RemoteAsset] = {}
+        if self._locate is None:
+            return found
+        locate = self._locate
+
+        async def one(asset_id: str) -> None:
+            with contextlib.suppress(ApiError):  # the download will look again
+                found[asset_id] = await locate(asset_id)
+
+        async with anyio.create_task_group() as tg:
+            for asset_id in dict.fromkeys(asset_ids):
+                tg.start_soon(one, asset_id)
+        return found
+
     async def download(
-        self, spec: JobSpec, asset_ids: tuple[str, ...], have: frozenset[str] = frozenset()
+        self, spec: JobSpec, asset_ids: tuple[str, ...], have: frozenset[str] = frozenset(),
+        located: Mapping[str, RemoteAsset] | None = None,
     ) -> bool:
-        """Fetch every asset not in `have`; True when all files are in place and verified."""
+        """Fetch every asset not in `have`; True when all files are in place and verified.
+        `located`: assets already looked up (`locate`)."""
         ok = True
+        located = located or {}
         for index, asset_id in enumerate(asset_ids):
             if asset_id in have:
                 continue
             rel = video_relpath(spec.id, index, len(asset_ids))
             try:
-                got = await self._fetch(asset_id, self._out_dir / rel)
+                got = await self._fetch(asset_id, self._out_dir / rel, located.get(asset_id))
             except ApiError as exc:
                 ok = False
                 await self._book.record(DownloadFailed(job=spec.id, asset_id=asset_id,

@@ -137,8 +137,9 @@ class Scheduler:
                     continue
                 final = outcome.final
                 if final is not None and final.status is RemoteStatus.SUCCESS:
+                    located = await self._follower.locate(final.asset_ids)
                     async with self._downloads:
-                        await self._follower.download(spec, final.asset_ids)
+                        await self._follower.download(spec, final.asset_ids, located=located)
                     return
                 if final is None or not self._may_retry(final, retries):
                     return
