@@ -46,6 +46,10 @@ PINNED: dict[str, list[str]] = {
         "record_cancellations", "reserve_slot", "run_batch",
     ],
     "runner.cli": ["build_parser", "main"],
+    "runner.export": [
+        "SHARD_PATTERN", "Exported", "Sample", "sample_key", "samples", "shard_name",
+        "shard_plan", "write_shards",
+    ],
     "runner.ledger": [
         "LEDGER_NAME", "AssetRecord", "DownloadFailed", "Downloaded", "Event", "Finished",
         "Intended", "JobRecord", "JsonlLedger", "Ledger", "LedgerWriter", "NotSubmitted", "Outcome",

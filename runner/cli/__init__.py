@@ -21,9 +21,9 @@ __all__ = ["build_parser", "main"]
 
 def _commands() -> list[ModuleType]:
     # Imported here so that `--version` and errors in one command do not cost the others.
-    from runner.cli import cancel, plan, report, run, simulate, status, validate
+    from runner.cli import cancel, export, plan, report, run, simulate, status, validate
 
-    return [validate, plan, run, status, cancel, report, simulate]
+    return [validate, plan, run, status, cancel, report, export, simulate]
 
 
 def build_parser() -> argparse.ArgumentParser:
