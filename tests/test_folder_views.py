@@ -230,3 +230,56 @@ def test_posters_are_made_once_shared_by_content_and_pruned(tmp_path: Path) -> N
     assert (tmp_path / poster).stat().st_mtime_ns == made  # not made again
     assert sorted(p.name for p in (tmp_path / "posters").iterdir()) == [
         Path(poster).name, "mine.txt"]
+
+
+# --- kept fresh during a run ----------------------------------------------------------------
+
+
+class Stop(Exception):
+    pass
+
+
+async def test_the_views_are_rewritten_every_interval_and_a_failure_is_said_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.cli.refresh import keep_views_fresh
+    from tests.helpers.http import FakeTime
+
+    time = FakeTime()
+    calls: list[Path] = []
+
+    def write(directory: Path) -> None:
+        calls.append(directory)
+        if len(calls) in (2, 3):
+            raise OSError("No space left on device")
+        if len(calls) == 5:
+            raise Stop  # anything but a disk or usage error is a bug: it is not swallowed
+
+    with pytest.raises(Stop):
+        await keep_views_fresh(tmp_path, interval=30.0, write=write, clock=time.as_clock())
+    assert calls == [tmp_path] * 5
+    assert time.sleeps == [30.0] * 5
+    err = capsys.readouterr().err
+    assert err.count("could not refresh the report") == 1 and "No space left" in err
+
+
+def test_a_run_leaves_every_view_and_its_provenance(tmp_path: Path) -> None:
+    import json
+
+    from runner.cli import main
+    from tests.helpers.runs import FAST_RUN, write_manifest
+
+    manifest = write_manifest(tmp_path, [{"id": "one", "model": "model_kling-v3-t2v-4k",
+                                          "params": {"prompt": "p", "duration": "5"}}])
+    out = tmp_path / "out"
+    assert main(["run", str(manifest), "-o", str(out), "--simulate", "--budget", "900",
+                 *FAST_RUN]) == 0  # fmt: skip
+    for name in ("report.html", "results.csv", "README.md", "batch.json"):
+        assert (out / name).is_file(), name
+    record = json.loads((out / "batch.json").read_text())
+    assert record["manifest_sha256"] == file_sha256(manifest)
+    assert record["plan_sha256"] == file_sha256(out / "plan.jsonl")
+    assert (record["budget"], record["concurrency"]) == (900.0, 8)
+    assert list(record["schemas"]) == ["model_kling-v3-t2v-4k"]
+    assert "of 900" in (out / "report.html").read_text(encoding="utf-8")  # CU of the budget
+    assert len(list((out / "posters").iterdir())) == 1
