@@ -44,14 +44,14 @@ class Watched:
 
 
 @contextmanager
-def chromium_page(width: int = 1280, height: int = 900) -> Iterator[Watched]:
+def chromium_page(width: int = 1280, height: int = 900, scale: float = 1.0) -> Iterator[Watched]:
     """A fresh headless Chromium page (see the module's doc); closed afterwards."""
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="kb-chromium-") as profile, sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": width, "height": height},
+            viewport={"width": width, "height": height}, device_scale_factor=scale,
         )  # fmt: skip
         try:
             watched = Watched(context.pages[0] if context.pages else context.new_page())
