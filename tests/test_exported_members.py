@@ -85,11 +85,11 @@ PINNED: dict[str, list[str]] = {
         "CARD_MARK", "LEFT_ALONE", "PROMPT_EXCERPT", "RESULT_COLUMNS", "CardContext",
         "FailureGroup", "JobTiming", "JobView", "PlanSummary", "ReportContext", "ReportSummary",
         "Timeline", "bucket_peaks", "card_data", "cards_json", "cumulative", "excerpt",
-        "failure_groups", "failure_reason", "files_present", "format_cost", "human_bytes",
-        "human_seconds", "job_seconds", "job_view", "job_views", "link", "md_code", "md_text",
-        "percentile", "render_dataset_card", "render_report", "result_lines", "result_row",
-        "script_json", "size_category", "spreadsheet_text", "state_counts", "status_json",
-        "status_lines", "summarize", "summarize_plan", "timeline_of", "timeline_svg",
+        "failure_groups", "failure_reason", "files_present", "format_cost", "held_level",
+        "human_bytes", "human_seconds", "job_seconds", "job_view", "job_views", "link", "md_code",
+        "md_text", "percentile", "render_dataset_card", "render_report", "result_lines",
+        "result_row", "script_json", "size_category", "spreadsheet_text", "state_counts",
+        "status_json", "status_lines", "summarize", "summarize_plan", "timeline_of", "timeline_svg",
         "video_seconds"
     ],
 }

@@ -73,7 +73,7 @@ def test_videos_load_nothing_until_asked_and_have_posters(report: Any, batch: Pa
         src: v.getAttribute("src"), state: v.readyState}))""")
     assert len(videos) == len(SUCCEEDED)
     for video in videos:
-        assert (video["preload"], video["controls"]) == ("none", True)
+        assert (video["preload"], video["controls"], video["state"]) == ("none", True, 0)
         assert (batch / video["src"]).is_file()
         assert video["poster"].startswith("posters/") and (batch / video["poster"]).is_file()
 

@@ -24,6 +24,7 @@ from runner.views import (
     Timeline,
     bucket_peaks,
     cumulative,
+    held_level,
     percentile,
     summarize,
     timeline_of,
@@ -160,3 +161,32 @@ def test_summary_of_a_timeline() -> None:
     s = summarize([], line)
     assert (s.wall_seconds, s.refusals, s.cap_seen, s.peak_in_flight) == (4.0, 1, 1, 1)
     assert s.p50_submit_to_file is None  # no succeeded view: waits count done jobs only
+
+
+@pytest.mark.parametrize(
+    ("series", "until", "held"),
+    [
+        ([], 10.0, 0),
+        ([(0.0, 3)], 10.0, 3),
+        ([(0.0, 1), (1.0, 3), (9.0, 2)], 10.0, 3),  # 3 for 8 s of the 10
+        ([(0.0, 2), (5.0, 4)], 10.0, 4),  # equal spans: the higher
+        ([(0.0, 3), (2.0, 8)], 2.0, 3),  # after `until` does not count
+    ],
+)
+def test_held_level(series: list[tuple[float, int]], until: float, held: int) -> None:
+    assert held_level(series, until) == held
+
+
+def test_held_is_where_the_run_sat_while_jobs_waited() -> None:
+    # Three places at a time while six jobs wait their turn, then the queue is empty.
+    events: list[Event] = []
+    for n in range(6):
+        start = (n // 3) * 10.0
+        events += [intent(f"j{n}", start), sub(f"j{n}", start + 0.1)]
+    events += [done(f"j{n}", 9.9) for n in range(3)]
+    line = timeline_of(sorted(events, key=lambda e: e.ts))
+    assert line.filled == T0 + 10.0
+    assert line.held == 3
+    svg = timeline_svg(line, concurrency=10)
+    assert "held at 3 in flight while jobs waited (asked 10)" in svg
+    assert "held at" not in timeline_svg(line, concurrency=3)  # what was asked: no cap

@@ -41,7 +41,7 @@ from runner.views.summary import (
     human_seconds,
     summarize,
 )
-from runner.views.timeline import JobTiming, Timeline, percentile, timeline_of
+from runner.views.timeline import JobTiming, Timeline, held_level, percentile, timeline_of
 
 __all__ = [
     "CARD_MARK",
@@ -65,6 +65,7 @@ __all__ = [
     "failure_reason",
     "files_present",
     "format_cost",
+    "held_level",
     "human_bytes",
     "human_seconds",
     "job_seconds",

@@ -72,10 +72,18 @@ def _spent(s: ReportSummary) -> str:
     return f"{format_cost(s.total_cost)} of {format_cost(s.budget)}"
 
 
-def _totals_html(s: ReportSummary) -> str:
+def _flight_tiles(s: ReportSummary, asked: int | None) -> list[str]:
+    tiles = [_tile(str(s.peak_in_flight), "most jobs in flight")]
+    if s.cap_seen is not None:
+        tiles.append(_tile(f"{s.cap_seen} ({s.refusals} refusals)", "account cap met"))
+    elif asked and s.held is not None and s.held < asked:
+        tiles.append(_tile(f"{s.held} of {asked}", "held while jobs waited"))
+    return tiles
+
+
+def _totals_html(s: ReportSummary, asked: int | None) -> str:
     length = f"{s.seconds} s" + (f" +{s.unknown_seconds} unknown" if s.unknown_seconds else "")
     waits = f"{human_seconds(s.p50_submit_to_file)} / {human_seconds(s.p95_submit_to_file)}"
-    flight = str(s.peak_in_flight) + (f" (cap {s.cap_seen})" if s.cap_seen is not None else "")
     tiles = [
         _tile(str(s.jobs), "jobs"),
         _tile(_spent(s), "CU spent" + (" of the budget" if s.budget is not None else "")),
@@ -83,7 +91,7 @@ def _totals_html(s: ReportSummary) -> str:
         _tile(f"{s.files} · {human_bytes(s.total_bytes)}", "files"),
         _tile(human_seconds(s.wall_seconds), "wall time"),
         _tile(waits, "submit → file p50 / p95"),
-        _tile(flight, "most jobs in flight"),
+        *_flight_tiles(s, asked),
     ]
     return f'<div class="tiles">{"".join(tiles)}</div>'
 
@@ -129,7 +137,8 @@ def _failures_html(s: ReportSummary) -> str:
 _LEGEND = (
     '<p class="legend"><i style="background:#c9d7f5;border:1px solid #2457c5"></i>jobs in '
     'flight<i style="background:#17612c"></i>completions so far (right axis)'
-    '<i style="background:#c62828"></i>refused by the API (429) — the account\'s cap</p>'
+    '<i style="background:#c62828"></i>the account\'s cap: refused by the API (429), or '
+    "held below --concurrency while jobs waited</p>"
 )
 
 
@@ -176,7 +185,7 @@ def render_report(
     data = cards_json(views, line, posters or {}, summary.failures)
     return (
         f"{_head(context, summary.jobs)}"
-        f'<section id="summary">{_totals_html(summary)}{_states_html(summary)}'
+        f'<section id="summary">{_totals_html(summary, context.concurrency)}{_states_html(summary)}'
         f"{_models_html(summary)}{_failures_html(summary)}</section>\n"
         f'<section id="timeline"><h2>Timeline</h2>'
         f"{timeline_svg(line, concurrency=context.concurrency)}{_LEGEND}</section>\n"

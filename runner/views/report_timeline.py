@@ -4,8 +4,10 @@ Pure: a `Timeline` in, markup out. The run is cut into `COLUMNS` equal spans; ea
 the most jobs in flight during it (so a short peak is never averaged away) and the
 completions so far. The API's refusals (a 429 at the account's cap) are red marks at the
 number of jobs in flight when they came, with a dashed line at the highest such number —
-where the adaptive admission met the account's cap; `--concurrency` (what was asked) is a
-dotted line. Numbers only reach the markup through `_n`, text through `html.escape`.
+where the adaptive admission met the account's cap; without refusals in the ledger, the
+dashed line is where the run held while jobs waited, when that is below `--concurrency`
+(what was asked, a dotted line). Numbers only reach the markup through `_n`, text
+through `html.escape`.
 """
 
 from __future__ import annotations
@@ -137,6 +139,10 @@ def timeline_svg(line: Timeline, *, concurrency: int | None = None) -> str:
         label = (f"account cap: the API refused one more at {line.cap_seen} in flight "
                  f"({len(line.refusals)} times)")
         parts.append(_level(line.cap_seen, top, "cap", label))
+    elif concurrency and line.held is not None and line.held < concurrency:
+        label = (f"held at {line.held} in flight while jobs waited (asked {concurrency}): "
+                 "the account's cap, or a per-model or rate limit")
+        parts.append(_level(line.held, top, "cap", label))
     parts.append(_refusal_marks(line, start, wall, top))
     parts.append("</svg>")
     return "".join(parts)

@@ -55,6 +55,7 @@ class ReportSummary:
     refusals: int = 0
     cap_seen: int | None = None
     peak_in_flight: int = 0
+    held: int | None = None  # jobs in flight held longest while jobs waited
 
 
 def failure_reason(error: str | None) -> str:
@@ -109,6 +110,7 @@ def summarize(
         refusals=len(line.refusals),
         cap_seen=line.cap_seen,
         peak_in_flight=line.peak_in_flight,
+        held=line.held,
     )
 
 

@@ -12,7 +12,12 @@ keeps what `replay` forgets — when things happened:
   `not-submitted` with the API's answer; the number of jobs in flight at that moment is
   where the account's cap met the admission;
 - a job's timing is its last attempt's submit, terminal and last-file times, so
-  `submit_to_file` is what a user waited for a video once the API had taken the job.
+  `submit_to_file` is what a user waited for a video once the API had taken the job;
+- the *filling* span runs until the last job's first intent: while it lasts, jobs are
+  waiting for a place, so the number of jobs in flight held longest then (`held`) is what
+  the admission could get. Below the asked `--concurrency`, that is the account's cap
+  (the client retries a 429 quietly, so most refusals never reach the ledger) or another
+  limit of the run (per-model, submit rate).
 
 Times are POSIX seconds (UTC). A ledger line without a parsable `ts` is skipped.
 """
@@ -69,6 +74,7 @@ class Timeline:
     completions: tuple[float, ...] = ()
     refusals: tuple[tuple[float, int], ...] = ()
     timings: Mapping[str, JobTiming] = field(default_factory=dict)
+    filled: float | None = None  # the last first intent: no job waited after it
 
     @property
     def wall_seconds(self) -> float | None:
@@ -80,6 +86,15 @@ class Timeline:
     @property
     def peak_in_flight(self) -> int:
         return max((n for _, n in self.in_flight), default=0)
+
+    @property
+    def held(self) -> int | None:
+        """The number of jobs in flight held longest while jobs were waiting (None when
+        nothing waited long enough to tell: no span, or a single submission)."""
+        if self.filled is None or not self.in_flight:
+            return None
+        held = held_level(self.in_flight, self.filled)
+        return held if held else None
 
     @property
     def cap_seen(self) -> int | None:
@@ -103,6 +118,8 @@ class _Fold:
         self.completions: list[float] = []
         self.refusals: list[tuple[float, int]] = []
         self.timings: dict[str, JobTiming] = {}
+        self.intended: set[str] = set()
+        self.filled: float | None = None
 
     def _fly(self, job: str, at: float, flying: bool) -> None:
         if (job in self.flying) == flying:
@@ -119,6 +136,9 @@ class _Fold:
     def add(self, event: Event, at: float) -> None:
         job = event.job
         if isinstance(event, Intended):
+            if job not in self.intended:
+                self.intended.add(job)
+                self.filled = at
             self._fly(job, at, False)
             self._time(job, submitted=None, finished=None, filed=None)
         elif isinstance(event, Submitted):
@@ -149,7 +169,21 @@ def timeline_of(events: Iterable[Event]) -> Timeline:
         end = at if end is None else max(end, at)
         fold.add(event, at)
     return Timeline(start, end, tuple(fold.in_flight), tuple(fold.completions),
-                    tuple(fold.refusals), fold.timings)  # fmt: skip
+                    tuple(fold.refusals), fold.timings, fold.filled)  # fmt: skip
+
+
+def held_level(series: Sequence[tuple[float, int]], until: float) -> int:
+    """The value a step series of (time, value after it) held longest before `until`
+    (the highest of equals; 0 for no time at all)."""
+    held: dict[int, float] = {}
+    points = sorted(series, key=lambda p: p[0])
+    if not points:
+        return 0
+    for (at, value), (following, _) in zip(points, [*points[1:], (until, 0)], strict=True):
+        span = min(following, until) - at
+        if span > 0:
+            held[value] = held.get(value, 0.0) + span
+    return max(held, key=lambda v: (held[v], v), default=0)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
