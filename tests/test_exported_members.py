@@ -50,6 +50,10 @@ PINNED: dict[str, list[str]] = {
         "record_cancellations", "reserve_slot", "run_batch",
     ],
     "runner.cli": ["build_parser", "main"],
+    "runner.export": [
+        "SHARD_PATTERN", "Exported", "Sample", "sample_key", "samples", "shard_name",
+        "shard_plan", "write_shards",
+    ],
     "runner.ledger": [
         "LEDGER_NAME", "AssetRecord", "DownloadFailed", "Downloaded", "Event", "Finished",
         "Intended", "JobRecord", "JsonlLedger", "Ledger", "LedgerWriter", "NotSubmitted", "Outcome",
@@ -58,9 +62,11 @@ PINNED: dict[str, list[str]] = {
     ],
     "runner.manifest": ["Manifest", "load_manifest"],
     "runner.outdir": [
-        "LOCK_NAME", "METADATA_NAME", "PLAN_NAME", "LockInfo", "PlannedJob", "file_matches",
-        "fsync_dir", "hold_lock", "metadata_rows", "read_lock", "read_plan", "verified_assets",
-        "video_name_clashes", "video_relpath", "write_atomically", "write_metadata", "write_plan",
+        "BATCH_NAME", "LOCK_NAME", "METADATA_NAME", "PLAN_NAME", "POSTERS_DIR", "BatchRecord",
+        "LockInfo", "PlannedJob", "ensure_posters", "file_matches", "file_sha256", "fsync_dir",
+        "hold_lock", "metadata_rows", "poster_jpeg", "poster_relpath", "read_batch_record",
+        "read_lock", "read_plan", "verified_assets", "video_name_clashes", "video_relpath",
+        "write_atomically", "write_batch_record", "write_metadata", "write_plan"
     ],
     "runner.polling": [
         "CadencePolicy", "Durations", "InFlight", "ListWatcher", "PollMode", "PollPolicy",
@@ -81,10 +87,15 @@ PINNED: dict[str, list[str]] = {
         "sign", "signature_ok", "start_simulator",
     ],
     "runner.views": [
-        "LEFT_ALONE", "PROMPT_EXCERPT", "JobView", "PlanSummary", "ReportSummary", "excerpt",
-        "files_present", "human_bytes", "job_seconds", "job_view", "job_views", "render_report",
-        "state_counts", "status_json", "status_lines", "summarize", "summarize_plan",
-        "video_seconds",
+        "CARD_MARK", "LEFT_ALONE", "PROMPT_EXCERPT", "RESULT_COLUMNS", "CardContext",
+        "FailureGroup", "JobTiming", "JobView", "PlanSummary", "ReportContext", "ReportSummary",
+        "Timeline", "bucket_peaks", "card_data", "cards_json", "cumulative", "excerpt",
+        "failure_groups", "failure_reason", "files_present", "format_cost", "held_level",
+        "human_bytes", "human_seconds", "job_seconds", "job_view", "job_views", "link", "md_code",
+        "md_text", "percentile", "render_dataset_card", "render_report", "result_lines",
+        "result_row", "script_json", "size_category", "spreadsheet_text", "state_counts",
+        "status_json", "status_lines", "summarize", "summarize_plan", "timeline_of", "timeline_svg",
+        "video_seconds"
     ],
 }
 

@@ -1,7 +1,9 @@
-"""The report page: rows and totals (tables), escaping, video tags, and `kling-batch report`."""
+"""The report page: totals and failures (tables), the page's parts, escaping (markup and the
+JSON block), and `kling-batch report` with the files it writes."""
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,13 +21,28 @@ from runner.ledger import (
     Intended,
     JobRecord,
     JsonlLedger,
+    NotSubmitted,
     Outcome,
     Rejected,
     Submitted,
     load_records,
 )
 from runner.outdir import PlannedJob, write_plan
-from runner.views import JobView, excerpt, human_bytes, job_views, render_report, summarize
+from runner.views import (
+    JobView,
+    ReportContext,
+    Timeline,
+    excerpt,
+    failure_groups,
+    failure_reason,
+    human_bytes,
+    human_seconds,
+    job_views,
+    render_report,
+    script_json,
+    summarize,
+    timeline_of,
+)
 
 V21 = "model_kling-v2-1-pro"
 V3 = "model_kling-v3-t2v-4k"
@@ -68,16 +85,15 @@ def views(plan: list[PlannedJob], records: dict[str, JobRecord]) -> list[JobView
 
 
 def render(plan: list[PlannedJob], records: dict[str, JobRecord], **kw: Any) -> str:
-    return render_report(views(plan, records), **kw)
+    return render_report(views(plan, records), context=ReportContext(**kw))
 
 
 # --- rows and totals ------------------------------------------------------------------------
 
 
 def test_the_report_shows_the_jobs_in_plan_order_then_ledger_only_ones() -> None:
-    text = "".join(parse(render(PLAN, RECORDS)).text)
-    positions = [text.index(f"job_{job}") for job in ("ok", "two", "bad", "gone")]
-    assert positions == sorted(positions)
+    assert [c["jobId"] for c in cards(render(PLAN, RECORDS))] == [
+        "job_ok", "job_two", "job_bad", None, "job_gone"]
 
 
 def test_summary_counts_cost_files_bytes_and_seconds() -> None:
@@ -149,6 +165,49 @@ def test_excerpt(text: str | None, limit: int, expected: str) -> None:
     assert len(excerpt(text, limit)) <= limit
 
 
+# --- failures by reason -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (None, "(no error given)"),
+        ("", "(no error given)"),
+        ("content  policy\nviolation", "content policy violation"),
+        ("job_AbC123 failed: asset_x9 missing", "job_… failed: asset_… missing"),
+        ("HTTP 422: duration 7", "HTTP 422: duration 7"),
+    ],
+)
+def test_failure_reason(error: str | None, reason: str) -> None:
+    assert failure_reason(error) == reason
+
+
+def test_failures_are_grouped_by_reason_and_hint_largest_first() -> None:
+    records = {
+        f"p{n}": rec(f"p{n}", JobState.FAILED, error=f"policy (job_{n}x)", hint="reword")
+        for n in range(3)
+    } | {
+        "t": rec("t", JobState.FAILED, error="timeout", hint=None),
+        "q": rec("q", JobState.FAILED, error="policy (job_9)", hint="other hint"),
+        "ok": rec("ok", JobState.SUCCEEDED),
+    }  # fmt: skip
+    groups = failure_groups(views([], records))
+    assert [(g.reason, g.hint, g.count, g.jobs) for g in groups] == [
+        ("policy (job_…)", "reword", 3, ("p0", "p1", "p2")),
+        ("policy (job_…)", "other hint", 1, ("q",)),
+        ("timeout", None, 1, ("t",)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "—"), (0.42, "0.4 s"), (9.94, "9.9 s"), (42.4, "42 s"), (185, "3 min 05 s"),
+     (7380, "2 h 03 min")],
+)  # fmt: skip
+def test_human_seconds(seconds: float | None, text: str) -> None:
+    assert human_seconds(seconds) == text
+
+
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -159,12 +218,18 @@ class PageParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.tags: list[tuple[str, dict[str, str | None]]] = []
         self.text: list[str] = []
+        self.scripts: list[str] = []
+        self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
 
     def handle_data(self, data: str) -> None:
-        self.text.append(data)
+        (self.scripts if self._in_script else self.text).append(data)
 
     def of(self, tag: str) -> list[dict[str, str | None]]:
         return [attrs for name, attrs in self.tags if name == tag]
@@ -177,79 +242,123 @@ def parse(page: str) -> PageParser:
     return parser
 
 
+def cards(page: str) -> list[dict[str, Any]]:
+    """The job cards' data, read back from the page's one JSON block."""
+    block = re.search(r'<script type="application/json" id="jobs-data">(.*?)</script>', page,
+                      re.DOTALL)  # fmt: skip
+    assert block is not None
+    jobs: list[dict[str, Any]] = json.loads(block.group(1))["jobs"]
+    return jobs
+
+
 def test_page_is_self_contained() -> None:
     page = render(PLAN, RECORDS)
     parsed = parse(page)
     assert page.startswith("<!DOCTYPE html>")
-    assert parsed.of("script") == []
+    scripts = parsed.of("script")
+    assert scripts == [{"type": "application/json", "id": "jobs-data"}, {}]  # inline only
     assert parsed.of("link") == []
     assert parsed.of("img") == []
     assert len(parsed.of("style")) == 1
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing from the network
-    assert "url(" not in page
+    assert not re.search(r"https?://", "".join(parsed.scripts))
+    assert "url(" not in page and "@import" not in page and "@font-face" not in page
     assert {"charset": "utf-8"} in parsed.of("meta")
 
 
-def test_video_tags_only_for_downloaded_files() -> None:
-    videos = parse(render(PLAN, RECORDS)).of("video")
-    assert [v["src"] for v in videos] == ["videos/ok.mp4", "videos/two_1.mp4", "videos/two_2.mp4"]
-    for video in videos:
-        assert "controls" in video
-        assert video["preload"] == "metadata"
+def test_the_page_holds_data_not_cards_and_no_video_element() -> None:
+    page = render(PLAN, RECORDS)
+    parsed = parse(page)
+    assert parsed.of("video") == [] and parsed.of("article") == []  # the script draws them
+    assert [c["id"] for c in cards(page)] == ["ok", "two", "bad", "later", "gone"]
+    assert {"type": "search", "id": "q", "placeholder": "Search ids and prompts",
+            "aria-label": "Search job ids and prompts"} in parsed.of("input")  # fmt: skip
+    assert [a["value"] for a in parsed.of("option")] == ["", V21, V3]
+    assert 'preload = "none"' in "".join(parsed.scripts)
+
+
+def test_card_data_has_files_posters_and_timings() -> None:
+    line = Timeline(start=0.0, end=10.0)
+    page = render_report(views(PLAN, RECORDS), line, {"videos/ok.mp4": "posters/abc.jpg"})
+    by_id = {c["id"]: c for c in cards(page)}
+    assert by_id["ok"]["videos"] == [{"src": "videos/ok.mp4", "path": "videos/ok.mp4",
+                                      "size": "1000 B", "poster": "posters/abc.jpg"}]  # fmt: skip
+    assert [v["src"] for v in by_id["two"]["videos"]] == ["videos/two_1.mp4", "videos/two_2.mp4"]
+    assert by_id["two"]["videos"][0]["poster"] is None
+    assert by_id["bad"] | {"videos": []} == by_id["bad"]
+    assert (by_id["bad"]["error"], by_id["bad"]["hint"], by_id["bad"]["reason"]) == (
+        "content policy", "reword the prompt", 0)
+    assert by_id["ok"]["params"] == {"prompt": "ok", "duration": "5"}
+    assert by_id["later"]["state"] == "pending" and by_id["later"]["jobId"] is None
 
 
 def test_a_succeeded_job_whose_file_is_not_downloaded_has_no_video() -> None:
     records = {"j": rec("j", JobState.SUCCEEDED, asset_ids=("a1",))}
-    assert parse(render([], records)).of("video") == []
+    assert cards(render([], records))[0]["videos"] == []
 
 
-def test_video_paths_are_url_encoded_and_relative() -> None:
-    records = {"j": rec("j", JobState.SUCCEEDED, assets=(asset("a", "videos/a b#1.mp4"),))}
-    videos = parse(render([], records)).of("video")
-    assert videos[0]["src"] == "videos/a%20b%231.mp4"
+@pytest.mark.parametrize(
+    ("path", "src"),
+    [("videos/a b#1.mp4", "videos/a%20b%231.mp4"),
+     ("javascript:alert(1)", "javascript%3Aalert%281%29"),
+     ('videos/"><x>.mp4', "videos/%22%3E%3Cx%3E.mp4")],
+)  # fmt: skip
+def test_video_paths_are_url_encoded_and_relative(path: str, src: str) -> None:
+    records = {"j": rec("j", JobState.SUCCEEDED, assets=(asset("a", path),))}
+    assert cards(render([], records))[0]["videos"][0]["src"] == src
 
 
-HOSTILE = '<script>alert("x")</script> & \'quotes\' "double" <b>bold</b>'
+HOSTILE = '<script>alert("x")</script> & \'quotes\' "double" <b>bold</b> <!-- \u2028 `'
 
 
 def test_user_text_is_escaped_everywhere() -> None:
     records = {
-        "evil": rec("evil", JobState.FAILED, params={"prompt": HOSTILE}, error=HOSTILE,
-                    hint=HOSTILE, job_id=HOSTILE, model=HOSTILE),
+        "evil": rec("evil", JobState.FAILED, params={"prompt": HOSTILE, HOSTILE: HOSTILE},
+                    error=HOSTILE, hint=HOSTILE, job_id=HOSTILE, model=HOSTILE),
     }  # fmt: skip
     page = render([], records, title=HOSTILE, generated_at=HOSTILE)
     parsed = parse(page)
-    benign = {"evil": rec("evil", JobState.FAILED, params={"prompt": "x"}, error="x", hint="x",
-                          job_id="x", model="x")}  # fmt: skip
+    benign = {"evil": rec("evil", JobState.FAILED, params={"prompt": "x", "x": "x"}, error="x",
+                          hint="x", job_id="x", model="x")}  # fmt: skip
     same_shape = parse(render([], benign, title="x", generated_at="x"))
     assert [t for t, _ in parsed.tags] == [t for t, _ in same_shape.tags]  # no injected tag
-    assert "<script>" not in page
-    assert HOSTILE in "".join(parsed.text)  # shown as text, intact
-    titles = [a["title"] for a in parsed.of("span") if "title" in a]
-    assert HOSTILE in titles  # the full prompt in the tooltip, escaped in the attribute
+    assert page.count("<script") == 2 and page.count("</script>") == 2
+    assert "<!--" not in page
+    block = page[page.index('id="jobs-data">'): page.index("</script>")]
+    assert "\u2028" not in block and "<" not in block.removeprefix('id="jobs-data">')
+    assert HOSTILE in "".join(parsed.text)  # shown as text (title, failures), intact
+    card = cards(page)[0]
+    assert (card["prompt"], card["error"], card["hint"], card["jobId"], card["model"]) == (
+        (HOSTILE,) * 5)
+    assert card["params"] == {"prompt": HOSTILE, HOSTILE: HOSTILE}
 
 
-def test_long_prompt_is_cut_in_the_table_and_whole_in_the_tooltip() -> None:
-    prompt = "word " * 100
-    records = {"j": rec("j", JobState.PENDING, params={"prompt": prompt}, job_id=None)}
-    parsed = parse(render([], records))
-    assert prompt in [a.get("title") for a in parsed.of("span")]
-    assert excerpt(prompt) in parsed.text
-    assert prompt.strip() not in "".join(parsed.text)
+@pytest.mark.parametrize("text", ["</script>", "</SCRIPT >", "<!--", "]]>", "\u2028\u2029", "&lt;"])
+def test_script_json_is_inert_and_round_trips(text: str) -> None:
+    encoded = script_json({"t": text})
+    assert "<" not in encoded and ">" not in encoded and "&" not in encoded
+    assert "\u2028" not in encoded and "\u2029" not in encoded
+    assert json.loads(encoded) == {"t": text}
 
 
-def test_page_shows_counts_cost_and_every_job() -> None:
-    text = " ".join(parse(render(PLAN, RECORDS, generated_at="2025-01-01T00:00Z")).text)
-    for needle in ("34.5", "CU spent", "15 s", "4.0 KiB", "2025-01-01T00:00Z",
-                   "content policy", "reword the prompt", "job_two", V21, V3):  # fmt: skip
+def test_page_shows_counts_cost_failures_and_budget() -> None:
+    text = " ".join(parse(render(PLAN, RECORDS, generated_at="2025-01-01T00:00Z",
+                                 budget=100.0)).text)  # fmt: skip
+    for needle in ("34.5 of 100", "CU spent of the budget", "15 s", "4.0 KiB",
+                   "2025-01-01T00:00Z", "content policy", "reword the prompt",
+                   "Failures by reason", V21, V3):  # fmt: skip
         assert needle in text, needle
-    for job in ("ok", "two", "bad", "later", "gone"):
-        assert job in text
+
+
+def test_failure_groups_link_to_a_filtered_view() -> None:
+    hrefs = [a["href"] for a in parse(render(PLAN, RECORDS)).of("a")]
+    assert "#state=failed&reason=0" in hrefs
+    assert "#state=succeeded" in hrefs and f"#model={V21}" in hrefs
 
 
 def test_per_model_table_rows() -> None:
     page = render(PLAN, RECORDS)
-    rows = re.findall(r"<tr><td><code>(model_[^<]+)</code></td>(.*?)</tr>", page)
+    rows = re.findall(r"<tr><td><a [^>]*><code>(model_[^<]+)</code></a></td>(.*?)</tr>", page)
     cells = {model: re.findall(r'<td class="n">([^<]*)</td>', rest) for model, rest in rows}
     # columns: pending submitted running succeeded failed canceled | jobs | CU
     assert cells[V21] == ["0", "0", "0", "1", "1", "0", "2", "14"]
@@ -257,9 +366,32 @@ def test_per_model_table_rows() -> None:
 
 
 def test_an_empty_run_renders() -> None:
-    parsed = parse(render([], {}))
-    assert parsed.of("video") == []
-    assert "0 job(s)" in "".join(parsed.text)
+    page = render([], {})
+    assert cards(page) == []
+    assert "0 job(s)" in "".join(parse(page).text)
+    assert "Nothing has been submitted yet." in page
+
+
+def test_a_live_page_says_it_is_rewritten() -> None:
+    assert "rewritten every 30 s" in render([], {}, live=True)
+    assert "rewritten every" not in render([], {})
+
+
+def test_the_timeline_is_inline_svg_with_the_cap_where_the_api_refused() -> None:
+    ledger = [
+        Intended(job="a", ts="2025-01-01T12:00:00Z", attempt=1, model=V21),
+        Submitted(job="a", ts="2025-01-01T12:00:01Z", job_id="j1", model=V21, attempt=1),
+        Intended(job="b", ts="2025-01-01T12:00:02Z", attempt=1, model=V21),
+        NotSubmitted(job="b", ts="2025-01-01T12:00:03Z", attempt=1,
+                     error="HTTP 429: Too many custom jobs in progress for this account"),
+        Finished(job="a", ts="2025-01-01T12:01:00Z", outcome=Outcome.SUCCEEDED, job_id="j1"),
+    ]  # fmt: skip
+    page = render_report([], timeline_of(ledger), context=ReportContext(concurrency=4))
+    svg = page[page.index("<svg"): page.index("</svg>")]
+    assert 'role="img"' in svg and "<title" in svg
+    assert 'class="cap"' in svg and "refused one more at 1 in flight" in svg
+    assert 'class="asked"' in svg and "--concurrency 4" in svg
+    assert 'class="refusal"' in svg
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -297,15 +429,17 @@ def test_report_command_writes_the_page_and_prints_its_path(
     build_run(tmp_path)
     assert main(["report", str(tmp_path)]) == 0
     page_path = tmp_path / "report.html"
-    assert capsys.readouterr().out.strip() == str(page_path)
+    written = ["report.html", "results.csv", "README.md"]
+    assert capsys.readouterr().out.split() == [str(tmp_path / name) for name in written]
     page = page_path.read_text(encoding="utf-8")
-    parsed = parse(page)
-    assert [v["src"] for v in parsed.of("video")] == ["videos/ok.mp4"]
-    assert "&lt;422&gt; duration" in page
+    by_id = {c["id"]: c for c in cards(page)}
+    assert [v["src"] for v in by_id["ok"]["videos"]] == ["videos/ok.mp4"]
+    assert "&lt;422&gt; duration" in page  # the failure table
+    assert by_id["bad"]["error"] == "refused while submitting it: <422> duration" or (
+        by_id["bad"]["error"] == "<422> duration")
     records = load_records(tmp_path)
     assert records["bad"].state is JobState.FAILED
-    text = "".join(parsed.text)
-    assert "later" in text and "two" in text  # planned, never submitted
+    assert {"later", "two"} <= set(by_id)  # planned, never submitted
 
 
 def test_report_command_replaces_the_page_atomically(tmp_path: Path) -> None:
@@ -313,14 +447,15 @@ def test_report_command_replaces_the_page_atomically(tmp_path: Path) -> None:
     (tmp_path / "report.html").write_text("stale")
     assert main(["report", str(tmp_path)]) == 0
     assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report.html")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_report_works_with_a_plan_and_no_ledger_yet(tmp_path: Path) -> None:
     write_plan(tmp_path, [JobSpec("solo", V21, {"prompt": "p"}, SourceLocation("m", 1, 1),
                                   Path("."))])  # fmt: skip
     assert main(["report", str(tmp_path)]) == 0
-    assert "solo" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert [c["id"] for c in cards((tmp_path / "report.html").read_text(encoding="utf-8"))] == [
+        "solo"]
 
 
 @pytest.mark.parametrize("make", [lambda p: p, lambda p: p / "missing"])
@@ -333,3 +468,18 @@ def test_report_of_a_folder_without_a_run_is_a_usage_error(
     assert "holds no kling-batch run" in err
     assert "ledger.jsonl" in err
     assert not (tmp_path / "report.html").exists()
+    assert not (tmp_path / "results.csv").exists() and not (tmp_path / "README.md").exists()
+
+
+def test_a_readme_the_user_wrote_is_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build_run(tmp_path)
+    (tmp_path / "README.md").write_text("# my notes\n")
+    assert main(["report", str(tmp_path)]) == 0
+    assert (tmp_path / "README.md").read_text() == "# my notes\n"
+    assert "not written by kling-batch: left alone" in capsys.readouterr().err
+    (tmp_path / "README.md").unlink()
+    assert main(["report", str(tmp_path)]) == 0
+    assert main(["report", str(tmp_path)]) == 0  # ours now: rewritten
+    assert "kling-batch" in (tmp_path / "README.md").read_text()

@@ -224,7 +224,7 @@ def test_a_lost_post_is_submitted_in_status_report_and_counts(
 
     assert main(["report", str(tmp_path)]) == 0
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert page.count('<span class="state submitted">submitted</span>') == 1
+    assert page.count('"state":"submitted"') == 1  # the card data of the lost POST
 
     views: list[JobView] = job_views(tmp_path, [PlannedJob("lost", V21, {"prompt": "p"}),
                                                 PlannedJob("later", V21, {"prompt": "q"})],

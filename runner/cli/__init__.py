@@ -33,7 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cancel": ("runner.cli.cancel",
                "ask the API to cancel a run's in-flight jobs and report refusals"),
     "report": ("runner.cli.report",
-               "write DIR/report.html, a self-contained page showing every job and its videos"),
+               "write DIR/report.html (a self-contained page: summary, timeline, a card per "
+               "job), DIR/results.csv and the dataset card DIR/README.md"),
+    "export": ("runner.cli.export",
+               "write the batch's videos as WebDataset tar shards (<key>.mp4 + <key>.json per "
+               "sample)"),
     "simulate": ("runner.cli.simulate",
                  "serve the built-in Scenario API simulator (with its download CDN) for other "
                  "clients"),

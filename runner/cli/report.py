@@ -1,4 +1,5 @@
-"""`kling-batch report DIR`: write DIR/report.html, a page to look at the batch."""
+"""`kling-batch report DIR`: write DIR/report.html — and the other views of the batch,
+results.csv and the dataset card README.md — from the folder's ledger and plan."""
 
 from __future__ import annotations
 
@@ -6,32 +7,14 @@ import argparse
 from pathlib import Path
 
 from runner.cli import output
-from runner.cli.status import load_views
-from runner.clock import REAL_CLOCK
-from runner.outdir import write_atomically
-from runner.views import render_report
-
-REPORT_NAME = "report.html"
+from runner.cli.refresh import write_views
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, help="the run's output folder")
 
 
-def write_report(directory: Path) -> Path:
-    """Render the folder's job views into DIR/report.html (atomically); its path.
-    UsageError when the folder holds no run."""
-    page = render_report(
-        load_views(directory),
-        title=f"kling-batch report — {directory.resolve().name}",
-        generated_at=REAL_CLOCK.now_iso(),
-    )
-    path = directory / REPORT_NAME
-    write_atomically(path, [page.encode("utf-8")])
-    return path
-
-
 def execute(args: argparse.Namespace) -> int:
-    path = write_report(args.directory)
-    output.out(str(path))
+    for path in write_views(args.directory):
+        output.out(str(path))
     return 0

@@ -36,6 +36,7 @@ from runner.batch import (
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.live import render_progress
+from runner.cli.refresh import keep_views_fresh, record_batch, write_final_views
 from runner.cli.validate import add_allow_unknown, load_from_args
 from runner.clock import REAL_CLOCK
 from runner.errors import EXIT_INTERRUPTED, UsageError
@@ -173,6 +174,7 @@ def execute(args: argparse.Namespace) -> int:
         if prepared.stale_lock_pid is not None:
             output.err(f"took over a stale lock left by pid {prepared.stale_lock_pid} "
                        "(it is gone)")
+        record_batch(prepared)
         return anyio.run(_run, args, prepared, registry, endpoint)
 
 
@@ -193,10 +195,12 @@ async def _run(
                 tg.start_soon(_watch_signals, live.control, hard_stop)
                 if not args.quiet:
                     tg.start_soon(render_progress, live.progress)
+                tg.start_soon(keep_views_fresh, prepared.options.out_dir)  # report every 30 s
                 outcome.append(await run_batch(prepared, live, registry=registry,
                                                endpoint=endpoint, clock=clock))
                 tg.cancel_scope.cancel()
         records = outcome[0].records if outcome else load_records(prepared.options.out_dir)
+        write_final_views(prepared.options.out_dir)
         _summarize(live, prepared, records)
         return outcome[0].exit_code if outcome else EXIT_INTERRUPTED
 

@@ -7,7 +7,7 @@ job's ledger record (what happened):
 
 - `state` is the record's, never re-derived: the ledger's `apply` already says what a state
   means (a lost POST is SUBMITTED, a timed-out job stays in flight with `unfollowed`).
-- `model`, `prompt` and `seconds` describe what ran (the record's last intent), else what
+- `model`, `params`, `prompt` and `seconds` describe what ran (the record's last intent), else what
   is planned.
 - `next_action` and `next_reason` are what the next `run` does with the job
   (`runner.batch.resume.decide`); None for a ledger job no longer in the manifest.
@@ -16,7 +16,7 @@ job's ledger record (what happened):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class JobView:
     unfollowed: bool
     next_action: Action | None
     next_reason: str
+    params: Mapping[str, Any] = field(default_factory=dict)  # what ran, else what is planned
 
     @property
     def planned(self) -> bool:
@@ -81,7 +82,7 @@ def job_view(
         prompt=None if prompt is None else str(prompt),
         seconds=video_seconds(model, params, registry), unfollowed=rec.unfollowed,
         next_action=decision.action if decision else None,
-        next_reason=decision.reason if decision else LEFT_ALONE,
+        next_reason=decision.reason if decision else LEFT_ALONE, params=params,
     )  # fmt: skip
 
 
