@@ -217,7 +217,8 @@ async def test_a_refusal_without_a_delay_waits_only_for_a_place() -> None:
     time = FakeTime()
     gate = admission(time, ceiling=4)
     held = [await gate.place("m") for _ in range(3)]
-    gate.refused(retry_after=None)  # the account held 3: the window shrinks to them
+    gate.refused(retry_after=None)
+    gate.refused(retry_after=None)  # twice at 3: the account's cap; the window shrinks
     assert gate.gauge().limit == 3 and gate.gauge().capped
     got: list[Ticket] = []
 
@@ -239,6 +240,7 @@ async def test_accepted_posts_grow_the_window_and_wake_waiters() -> None:
     gate = admission(time, ceiling=4)
     held = [await gate.place("m") for _ in range(2)]
     gate.refused(retry_after=None)
+    gate.refused(retry_after=None)
     assert gate.gauge().limit == 2
     got: list[Ticket] = []
 
@@ -251,7 +253,7 @@ async def test_accepted_posts_grow_the_window_and_wake_waiters() -> None:
         for _ in range(3):
             gate.accepted()  # about one window of acceptances: one more place
     assert gate.gauge().limit == 3 and len(got) == 1
-    assert gate.gauge() == Gauge(in_flight=3, limit=3, asked=4, capped=True, refusals=1,
+    assert gate.gauge() == Gauge(in_flight=3, limit=3, asked=4, capped=True, refusals=2,
                                  peak=3)
     for ticket in [*held, *got]:
         ticket.release()

@@ -42,7 +42,7 @@ def test_the_plans_cap_read_from_the_api_avoids_the_refusals(
         assert run_cli(manifest, tmp_path / "out", sim, "--concurrency", "12") == 0
         limits = [k for k in sim.stats.requests_by_endpoint if "limits" in k]
         assert limits and sum(sim.stats.requests_by_endpoint[k] for k in limits) == 1
-        assert sim.stats.cap_refusals <= 1  # it starts at the cap; a probe may touch it
+        assert sim.stats.cap_refusals <= 3  # it starts at the cap; a probe costs two
         assert sim.stats.max_jobs_in_flight <= 3
 
 

@@ -7,7 +7,10 @@ window of places that it learns:
 - **slow start**: until the first refusal the window grows by one place per accepted POST
   (it doubles every round), from a few places up to `--concurrency`;
 - **multiplicative decrease**: a refusal shrinks it to the jobs the account holds now (it
-  just said it will not take one more);
+  just said it will not take one more) — once a second refusal comes at about the same
+  level: a 429 can also be a passing rate limit, which refuses at any level, while a cap
+  refuses again and again at its own (a lone refusal only pauses new POSTs, as its
+  Retry-After asks);
 - **additive increase**: after a refusal, one more place per window's worth of accepted
   POSTs — it probes the cap about once per window, so refusals stay near 1/cap per job.
 
@@ -27,8 +30,9 @@ class Window:
 
     ceiling: int
     size: float = SLOW_START
-    refused: int = 0  # cap refusals so far
+    refused: int = 0  # refusals so far
     additive: bool = False  # past slow start: the cap is known or was met
+    suspect: int | None = None  # jobs in flight at the last refusal not yet confirmed
 
     @property
     def limit(self) -> int:
@@ -50,9 +54,17 @@ def opening_window(ceiling: int, plan_cap: int | None = None) -> Window:
 
 
 def after_refusal(window: Window, in_flight: int) -> Window:
-    """The account refused one more job while it held `in_flight`."""
-    return replace(window, size=float(max(1, min(in_flight, window.limit))),
-                   refused=window.refused + 1, additive=True)
+    """The account refused one more job while it held `in_flight`: shrink to that when an
+    earlier refusal came at about the same level (a cap), else remember the level."""
+    refused = window.refused + 1
+    if window.suspect is None or not _same_level(window.suspect, in_flight):
+        return replace(window, refused=refused, suspect=in_flight)
+    return replace(window, size=float(max(1, min(in_flight, window.limit))), refused=refused,
+                   additive=True, suspect=None)
+
+
+def _same_level(before: int, now: int) -> bool:
+    return abs(before - now) <= max(1, before // 10)
 
 
 def after_acceptance(window: Window) -> Window:
