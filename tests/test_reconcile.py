@@ -5,6 +5,7 @@ together."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -267,3 +268,36 @@ async def test_posts_of_one_body_for_two_models_are_never_in_the_air_together() 
         await anyio.sleep(0.05)  # model_b is waiting for the body by now
         release_a.set()
     assert order == ["a ends", "b began"]
+
+
+async def test_many_lost_answers_waiting_together_share_their_listings() -> None:
+
+    import anyio
+
+    from runner.reconcile import Reconciler
+    from tests.helpers.http import FakeTime
+
+    listings: list[str] = []
+    bodies = [canonical_json({"prompt": f"shot {n}", "duration": "5"}) for n in range(20)]
+
+    async def list_jobs(since: str) -> AsyncIterator[RemoteJob]:
+        listings.append(since)
+        await anyio.sleep(0.01)  # the others ask while this one lists
+        # Only the first ten lost answers created a job.
+        for n, body in enumerate(bodies[:10]):
+            yield RemoteJob(f"job_{n}", RemoteStatus.QUEUED, "queued", 0.0,
+                            input=json.loads(body), created_at="2030-01-01T00:00:01Z")
+
+    reconciler = Reconciler(list_jobs, claimed=set(), settle=0.0, clock=FakeTime().as_clock())
+    found: dict[str, str | None] = {}
+
+    async def resolve(n: int) -> None:
+        lost = Intent(f"j{n}", MODEL, bodies[n], "2030-01-01T00:00:00.000Z")
+        job = (await reconciler.resolve([lost]))[lost.job]
+        found[lost.job] = job.job_id if job else None
+
+    async with anyio.create_task_group() as tg:
+        for n in range(20):
+            tg.start_soon(resolve, n)
+    assert found == {f"j{n}": (f"job_{n}" if n < 10 else None) for n in range(20)}
+    assert len(listings) <= 3  # one listing served (nearly) all twenty

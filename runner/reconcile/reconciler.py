@@ -54,6 +54,12 @@ class Reconciler:
         self._posting: Counter[str] = Counter()
         self._holders: dict[str, Counter[str]] = defaultdict(Counter)
         self._released = anyio.Event()
+        # Shared listings: who waits, what a listing found for them, and which listing
+        # (by number) last looked for each.
+        self._waiting: dict[str, Intent] = {}
+        self._adopted: dict[str, RemoteJob] = {}
+        self._covered: dict[str, int] = {}
+        self._started = 0
 
     @asynccontextmanager
     async def holding(self, body_json: str, model: str) -> AsyncIterator[Held]:
@@ -86,12 +92,28 @@ class Reconciler:
         self.claimed.add(submission.job.job_id)
         return submission
 
-    async def _list_and_match(self, intents: Sequence[Intent]) -> dict[str, RemoteJob]:
+    async def _look(self, waiting: Sequence[Intent]) -> None:
+        """Make sure a listing that started from now on has looked for every intent of
+        `waiting`: one serves every resolver waiting at that moment (their adoptions wait in
+        `_adopted`), so a hundred lost answers cost one listing per interval, not a hundred."""
+        asked = self._started
         async with self._lock:
-            jobs = [j async for j in self._list_jobs(listing_start(intents))]
-            adopted = match_intents(intents, jobs, self.claimed)
+            if all(self._covered.get(i.job, -1) >= asked for i in waiting):
+                return  # a listing made while we waited for the lock covered us
+            # Only intents with no POST of their body in the air: a sibling's answer must
+            # never be adopted by another intent.
+            eligible = [i for i in self._waiting.values() if not self._posting[i.body_json]]
+            number = self._started  # this listing started after every ask up to this number
+            self._started += 1
+            jobs = [j async for j in self._list_jobs(listing_start(eligible))]
+            adopted = match_intents(eligible, jobs, self.claimed)
             self.claimed.update(j.job_id for j in adopted.values())
-            return adopted
+            self._adopted.update(adopted)
+            for intent in eligible:
+                self._covered[intent.job] = number
+
+    def _take(self, waiting: Sequence[Intent]) -> dict[str, RemoteJob]:
+        return {i.job: self._adopted.pop(i.job) for i in waiting if i.job in self._adopted}
 
     async def resolve(self, intents: Sequence[Intent]) -> dict[str, RemoteJob | None]:
         """For each intent, the job the API created for it, or None after the settle window.
@@ -106,17 +128,24 @@ class Reconciler:
         left = (newest - now).total_seconds() + self._settle
         # Clamped: an intent stamped in the future (another clock) must not wait forever.
         deadline = self._clock.monotonic() + min(max(0.0, left), self._settle)
-        while waiting:
-            while any(self._posting[i.body_json] for i in waiting):
-                await self._released.wait()
-            adopted = await self._list_and_match(waiting)
-            result.update(adopted)
-            waiting = [i for i in waiting if i.job not in adopted]
-            if not waiting or self._clock.monotonic() >= deadline:
-                break
-            pause = min(self._interval, max(0.0, deadline - self._clock.monotonic()))
-            await self._clock.sleep(pause)
-        result.update({i.job: None for i in waiting})
+        self._waiting.update((i.job, i) for i in intents)
+        try:
+            while waiting:
+                while any(self._posting[i.body_json] for i in waiting):
+                    await self._released.wait()
+                await self._look(waiting)
+                result.update(self._take(waiting))
+                waiting = [i for i in waiting if i.job not in result]
+                if not waiting or self._clock.monotonic() >= deadline:
+                    break
+                pause = min(self._interval, max(0.0, deadline - self._clock.monotonic()))
+                await self._clock.sleep(pause)
+        finally:
+            for intent in intents:
+                self._waiting.pop(intent.job, None)
+                self._covered.pop(intent.job, None)
+        result.update(self._take(waiting))  # adopted by a listing made for someone else
+        result.update({i.job: None for i in waiting if i.job not in result})
         return result
 
 
