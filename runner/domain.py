@@ -83,6 +83,9 @@ class RunSettings:
     job_timeout: float | None = None
     max_failures: str | None = None  # "N" or "N%"
     budget: float | None = None
+    poll_mode: str | None = None  # "list" or "each"
+    auto_retries: int | None = None
+    settle: float | None = None
 
 
 class RemoteStatus(enum.Enum):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from runner.errors import AuthError, CreditError, UsageError
+from runner.manifest import max_failures
 
 
 class HaltReason(enum.Enum):
@@ -42,25 +43,18 @@ class FailureLimit:
 
     @classmethod
     def parse(cls, text: str | None) -> FailureLimit:
-        """'5' or '10%'; raises UsageError otherwise. None: no limit."""
+        """'5' or '10%' (the `maxFailures` rules); raises UsageError otherwise. None: no
+        limit."""
         if text is None:
             return cls()
-        raw = text.strip()
         try:
-            if raw.endswith("%"):
-                value = float(raw[:-1])
-                if not 0 < value <= 100:
-                    raise ValueError(raw)
-                return cls(percent=value)
-            count = int(raw)
-            if count < 1:
-                raise ValueError(raw)
-            return cls(count=count)
+            count, percent = max_failures(text)
         except ValueError:
             raise UsageError(
                 f"--max-failures {text!r} is not a count or a percentage",
                 hint="write e.g. --max-failures 10 or --max-failures 5%",
             ) from None
+        return cls(count=count, percent=percent)
 
     def reached(self, failures: int, total: int) -> bool:
         """True once `failures` passes the limit for a run of `total` jobs."""

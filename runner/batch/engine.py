@@ -71,7 +71,8 @@ class RunOptions:
 
 
 # Against the built-in simulator jobs take about a second: poll briskly, settle fast.
-SIMULATED_POLL = PollPolicy(initial=0.2, factor=1.5, maximum=1.0, deadline=600.0)
+SIMULATED_POLL = PollPolicy(initial=0.2, factor=1.5, maximum=1.0, deadline=600.0,
+                            lost_grace=5.0)
 SIMULATED_SETTLE = 1.0
 
 

@@ -24,12 +24,14 @@ class PollMode(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class PollPolicy:
-    """Cadence (seconds) and the per-job deadline."""
+    """Cadence (seconds), the per-job deadline, and how long a job the API answers 404
+    for is given before it is called lost (`lost_grace`, seconds)."""
 
     initial: float = 2.0
     factor: float = 1.5
     maximum: float = 15.0
     deadline: float = 3600.0
+    lost_grace: float = 120.0
 
 
 def next_poll_delay(policy: PollPolicy, polls_done: int) -> float:
