@@ -52,7 +52,9 @@ PINNED: dict[str, list[str]] = {
         "OutcomeLost", "PollFailed", "Rejected", "Running", "Submitted", "TimedOut", "apply",
         "encode_event", "from_line", "kind_of", "load_records", "parse_lines", "replay", "to_line",
     ],
-    "runner.manifest": ["Manifest", "load_manifest"],
+    "runner.manifest": [
+        "Manifest", "flag_value", "load_manifest", "max_failures", "model_limit_flag",
+    ],
     "runner.outdir": [
         "LOCK_NAME", "METADATA_NAME", "PLAN_NAME", "LockInfo", "PlannedJob", "file_matches",
         "fsync_dir", "hold_lock", "metadata_rows", "read_lock", "read_plan", "verified_assets",

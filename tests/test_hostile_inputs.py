@@ -126,7 +126,7 @@ def test_a_bad_setting_is_named_as_the_setting_by_run(
 
 
 def test_settings_and_flags_share_one_table() -> None:
-    from runner.manifest.settings import SETTINGS, SETTING_KEYS
+    from runner.manifest.settings import SETTING_KEYS, SETTINGS
 
     assert {s.key for s in SETTINGS if s.key} | {"modelConcurrency"} == set(SETTING_KEYS)
     assert all(s.flag.startswith("--") for s in SETTINGS)
