@@ -39,6 +39,6 @@ async def request_body(
     body: dict[str, Any] = deep_copy_json(spec.params)
     for ref in registry.asset_inputs(spec.model, spec.params):
         if not ref.is_asset_id:
-            path = (spec.base_dir / ref.value).resolve()
+            path = ref.local_path(spec.base_dir).resolve()
             set_pointer(body, ref.pointer, await assets.asset_id_for(path, ref.kind))
     return body

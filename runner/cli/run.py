@@ -35,7 +35,7 @@ from runner.batch import (
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.live import render_progress
-from runner.cli.validate import add_allow_unknown, load_from_args
+from runner.cli.validate import add_manifest_switches, load_from_args
 from runner.clock import REAL_CLOCK
 from runner.errors import EXIT_INTERRUPTED
 from runner.ledger import JobRecord, load_records
@@ -105,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="submit jobs whose model/params changed since they were submitted")
     halts.add_argument("--redo", action="append", default=[], metavar="ID",
                        help="submit this changed job again (repeatable)")
-    add_allow_unknown(parser)
+    add_manifest_switches(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 

@@ -11,9 +11,9 @@ from runner.domain import JobSpec, Problem, RunSettings
 from runner.errors import ManifestError
 from runner.manifest.expansion import Context, Draft, expand_job
 from runner.manifest.files import FileChecker
-from runner.manifest.ids import DuplicateIds, final_id, id_problems
+from runner.manifest.ids import DuplicateIds, draft_name, final_id, id_problems
 from runner.manifest.settings import parse_settings
-from runner.manifest.values import unsendable
+from runner.manifest.values import blank_prompts, unsendable
 from runner.manifest.yaml_builder import parse_yaml
 from runner.manifest.yaml_source import (
     LocDict,
@@ -58,12 +58,14 @@ def load_manifest(
     *,
     allow_unknown_params: bool = False,
     check_files: bool = True,
+    allow_outside_files: bool = False,
 ) -> Manifest:
     """Load, expand and check the manifest at `path`.
 
     Raises ManifestError carrying every problem found (errors and warnings), each with its
     file, line, column, job, model and field path. Unknown params are errors unless
-    `allow_unknown_params`, which makes them warnings and sends them as they are.
+    `allow_unknown_params`, which makes them warnings and sends them as they are. Local
+    files must resolve inside the manifest's folder unless `allow_outside_files`.
     """
     shown = str(path)
     problems: list[Problem] = []
@@ -85,7 +87,7 @@ def load_manifest(
     checks = _Checks(
         registry,
         allow_unknown_params,
-        FileChecker() if check_files else None,
+        FileChecker(allow_outside=allow_outside_files) if check_files else None,
         DuplicateIds(),
         base_dir,
     )
@@ -104,7 +106,8 @@ def _order(item: Problem) -> tuple[str, int, int]:
 
 def _check_top(root: LocDict, problems: list[Problem]) -> None:
     for key in root:
-        if key not in TOP_KEYS:
+        # `x-...` keys are extension space, e.g. a place for YAML anchors to reuse.
+        if key not in TOP_KEYS and not (isinstance(key, str) and key.startswith("x-")):
             guess = suggest(str(key), TOP_KEYS)
             hint = f"did you mean {guess!r}?" if guess else _SHAPE_HINT
             problems.append(
@@ -187,13 +190,18 @@ def _finish(draft: Draft, checks: _Checks, problems: list[Problem]) -> JobSpec:
     model = draft.model if isinstance(draft.model, str) else None
     bad = list(unsendable(params))
     if bad:
-        name = str(draft.stem) if draft.stem is not None else None
+        name = draft_name(draft)
         for pointer, shown, message, hint in bad:
             mark = mark_at(draft.params, pointer, draft.mark)
             problems.append(problem(message, mark, job=name, model=model,
                                     path=format_path(shown), hint=hint))
         return JobSpec(name or "", model or "", {}, location(draft.mark), checks.base_dir)
     job_id = final_id(draft, params)
+    for pointer in blank_prompts(params):
+        problems.append(problem("the prompt is only whitespace",
+                                mark_at(draft.params, pointer, draft.mark), job=job_id,
+                                model=model, path=format_path(pointer),
+                                hint="write a prompt, or null to leave a default unset"))
     problems.extend(id_problems(draft, job_id, model))
     duplicate = checks.ids.check(job_id, draft, model)
     if duplicate is not None:

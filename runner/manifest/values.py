@@ -33,3 +33,19 @@ def unsendable(
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             yield from unsendable(item, (*pointer, index), (*shown, index))
+
+
+def blank_prompts(value: Any, pointer: Pointer = ()) -> Iterator[Pointer]:
+    """The pointers of prompt texts (keys ending in `prompt`, any case) that hold nothing but
+    whitespace: a generation from them is paid for and means nothing. (An empty text is the
+    schema's to judge: `minLength`.)"""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if (isinstance(key, str) and key.lower().endswith("prompt")
+                    and isinstance(item, str) and item and not item.strip()):
+                yield (*pointer, key)
+            else:
+                yield from blank_prompts(item, (*pointer, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from blank_prompts(item, (*pointer, index))
