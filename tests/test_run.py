@@ -298,6 +298,27 @@ def test_max_failures_halts_the_run(tmp_path: Path) -> None:
         assert sum(sim.stats.submissions_by_fingerprint.values()) < 12
 
 
+def test_max_failures_counts_over_the_folder_not_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A "rerun until exit 0" loop used to get a fresh allowance each time (9 -> 25 -> 35
+    # failures under --max-failures 5): the count is the folder's, as the budget's is.
+    manifest = write_manifest(tmp_path, t2v_jobs(20))
+    out = tmp_path / "out"
+    limit = ["--concurrency", "2", "--max-failures", "5"]
+    with background_simulator(faults={"job_failure": 1.0}) as sim:
+        assert run_cli(manifest, out, sim, *limit) == 3
+        first = sum(sim.stats.submissions_by_fingerprint.values())
+        assert 5 <= first < 20
+        capsys.readouterr()
+        for _ in range(3):
+            assert run_cli(manifest, out, sim, *limit) == 3
+        assert sum(sim.stats.submissions_by_fingerprint.values()) == first
+    err = capsys.readouterr().err
+    assert (f"{first} of 20 jobs have failed in this folder, 0 of them in this run; "
+            "the limit is 5") in err
+
+
 def test_budget_stops_submitting_before_it_is_passed(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, t2v_jobs(6))
     out = tmp_path / "out"

@@ -36,7 +36,7 @@ def halt_reason_for(exc: BaseException) -> HaltReason | None:
 
 @dataclass(frozen=True, slots=True)
 class FailureLimit:
-    """`--max-failures N` or `N%` (of the jobs this run handles)."""
+    """`--max-failures N` or `N%` (of the manifest's jobs), counted over the folder."""
 
     count: int | None = None
     percent: float | None = None
@@ -56,6 +56,11 @@ class FailureLimit:
             ) from None
         return cls(count=count, percent=percent)
 
+    def __str__(self) -> str:
+        if self.count is not None:
+            return str(self.count)
+        return f"{self.percent:g}%" if self.percent is not None else "none"
+
     def reached(self, failures: int, total: int) -> bool:
         """True once `failures` passes the limit for a run of `total` jobs."""
         if self.count is not None and failures >= self.count:
@@ -67,8 +72,11 @@ class Control:
     """Whether new submissions may start: drained by a signal, halted on purpose.
 
     `note` receives one line for each halt and drain (the progress display shows them).
-    Failures are counted by `count_failure`, called for each job that reaches `failed`
-    during this run; passing `limit` halts the run.
+    Failures are counted over the folder, as the budget counts spend: `failed_before` jobs
+    had failed in earlier runs (and are not retried now), and `count_failure` is called for
+    each job that reaches `failed` during this run. Passing `limit` halts the run, so a
+    "rerun until exit 0" loop stops paying once the folder has failed enough, however many
+    runs it took.
     """
 
     def __init__(
@@ -77,13 +85,16 @@ class Control:
         total: int = 0,
         limit: FailureLimit | None = None,
         note: Callable[[str], None] = lambda _message: None,
+        failed_before: int = 0,
     ) -> None:
         self.total = total
         self.limit = limit or FailureLimit()
         self.failures = 0
+        self.failed_before = failed_before
         self.draining = False
         self.halt: HaltReason | None = None
         self._note = note
+        self._check_failures()
 
     @property
     def submissions_allowed(self) -> bool:
@@ -113,5 +124,11 @@ class Control:
 
     def count_failure(self) -> None:
         self.failures += 1
-        if self.limit.reached(self.failures, self.total):
-            self.halt_for(HaltReason.FAILURES, f"{self.failures} of {self.total} jobs failed")
+        self._check_failures()
+
+    def _check_failures(self) -> None:
+        failed = self.failed_before + self.failures
+        if failed and self.limit.reached(failed, self.total):
+            self.halt_for(HaltReason.FAILURES,
+                          f"{failed} of {self.total} jobs have failed in this folder, "
+                          f"{self.failures} of them in this run; the limit is {self.limit}")

@@ -176,7 +176,12 @@ def live_state(prepared: PreparedRun, clock: Clock) -> Live:
     """The control and progress of a prepared run, its jobs counted where they start."""
     total = len(prepared.items)
     notes = Notes()
-    control = Control(total=total, limit=prepared.options.max_failures, note=notes.add)
+    # Failed jobs of earlier runs that this run leaves alone count toward --max-failures.
+    held = sum(1 for i in prepared.items
+               if i.record is not None and i.record.state is JobState.FAILED
+               and i.decision.action is not Action.SUBMIT)
+    control = Control(total=total, limit=prepared.options.max_failures, note=notes.add,
+                      failed_before=held)
     progress = Progress(total=total, control=control, clock=clock.monotonic, notes=notes)
     progress.start(i.record.state if i.record else JobState.PENDING for i in prepared.items)
     return Live(control, progress)
