@@ -48,7 +48,8 @@ PINNED: dict[str, list[str]] = {
     "runner.cli": ["build_parser", "main"],
     "runner.ledger": [
         "LEDGER_NAME", "AssetRecord", "DownloadFailed", "Downloaded", "Event", "Finished",
-        "Intended", "JobRecord", "JsonlLedger", "Ledger", "LedgerWriter", "NotSubmitted", "Outcome",
+        "Intended", "JobRecord", "JsonlLedger", "Ledger", "LedgerWriter", "Lost", "NotSubmitted",
+        "Outcome",
         "OutcomeLost", "PollFailed", "Rejected", "Running", "Submitted", "TimedOut", "apply",
         "encode_event", "from_line", "kind_of", "load_records", "parse_lines", "replay", "to_line",
     ],
@@ -61,8 +62,8 @@ PINNED: dict[str, list[str]] = {
         "video_name_clashes", "video_relpath", "write_atomically", "write_metadata", "write_plan",
     ],
     "runner.polling": [
-        "ListWatcher", "PollMode", "PollPolicy", "PollTimeout", "next_cursor", "next_poll_delay",
-        "wait_terminal",
+        "JobGone", "ListWatcher", "NotFound", "PollMode", "PollPolicy", "PollTimeout",
+        "is_not_found", "next_cursor", "next_poll_delay", "wait_terminal",
     ],
     "runner.reconcile": [
         "CLOCK_SKEW", "Held", "Intent", "Reconciler", "ambiguous_intents", "body_fingerprint",

@@ -26,6 +26,7 @@ from runner.ledger import (
     JobRecord,
     JsonlLedger,
     LedgerWriter,
+    Lost,
     NotSubmitted,
     Outcome,
     OutcomeLost,
@@ -221,6 +222,23 @@ REPLAY_TABLE = [
         id="poll-failed",
     ),
     pytest.param(
+        [intent(), submitted(), running(),
+         ev(Lost, job_id="job_1", error="404 for 120 s", hint="--retry-failed")],
+        {
+            # The API no longer knows it: it will never finish, so it is no longer in
+            # flight; it is failed, and only --retry-failed posts it again.
+            "state": JobState.FAILED,
+            "in_flight": False,
+            "lost": True,
+            "unfollowed": False,
+            "error": "404 for 120 s",
+            "hint": "--retry-failed",
+            "finished_ts": TS,
+            "job_id": "job_1",
+        },
+        id="lost",
+    ),
+    pytest.param(
         [intent(), submitted(), succeeded("asset_1"), downloaded()],
         {
             "state": JobState.SUCCEEDED,
@@ -343,6 +361,13 @@ def test_a_new_intent_starts_a_fresh_attempt_but_keeps_history_and_cost() -> Non
     assert record.state is JobState.SUBMITTED
 
 
+def test_a_lost_job_is_posted_again_as_a_fresh_attempt() -> None:
+    lost = replay([intent(), submitted(), ev(Lost, job_id="job_1", error="404")])["a"]
+    again = apply(lost, intent(attempt=2))
+    assert again.state is JobState.SUBMITTED and not again.lost and again.error is None
+    assert again.previous_job_ids == ("job_1",)
+
+
 def test_a_new_intent_forgets_the_previous_attempts_assets_and_flags() -> None:
     events = [
         intent(),
@@ -457,6 +482,7 @@ EXAMPLES: list[Event] = [
     finished(Outcome.CANCELED, status="canceled"),
     ev(TimedOut, job_id="job_1", error="no terminal status within 60s"),
     ev(PollFailed, job_id="job_1", error="polling failed: 503"),
+    ev(Lost, job_id="job_1", error="the API answered 404 for 120 s", hint="--retry-failed"),
     downloaded(),
     ev(DownloadFailed, asset_id="asset_1", error="403 expired"),
 ]
@@ -728,7 +754,8 @@ def test_a_ledger_written_by_0_1_reencodes_line_for_line(v01_dir: Path) -> None:
     events = list(JsonlLedger(v01_dir).read_events())
     assert len(events) == len(originals)  # no whole line was dropped
     kinds = {line["event"] for line in originals}
-    assert kinds == {kind_of(e) for e in EXAMPLES} - {"poll-failed"}  # 0.1 had no poll-failed
+    # 0.1 had no poll-failed, and no lost (0.2)
+    assert kinds == {kind_of(e) for e in EXAMPLES} - {"poll-failed", "lost"}
     for original, event in zip(originals, events, strict=True):
         again = to_line(event)
         if isinstance(original.get("status"), int):

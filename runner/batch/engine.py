@@ -266,7 +266,8 @@ def _watcher(client: ScenarioClient, options: RunOptions, clock: Clock) -> ListW
     if options.poll_mode is not PollMode.LIST:
         return None
     return ListWatcher(lambda since: client.list_jobs(updated_after=since), client.get_job,
-                       clock=clock, interval=options.poll.initial)
+                       clock=clock, interval=options.poll.initial,
+                       lost_grace=options.poll.lost_grace)
 
 
 def exit_code_for(

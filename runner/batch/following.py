@@ -4,7 +4,9 @@ then downloading every asset it produced.
 Every outcome is a ledger record and a frozen `FollowOutcome`. A job that does not end
 within its deadline is recorded `timed-out`, one the API cannot be asked about
 `poll-failed`: both stay in flight at the API, are not failures, and are polled again by
-the next run. Auth/credit failures come back as a halt for the scheduler to apply.
+the next run. One the API keeps answering 404 for past the grace is recorded `lost`: a
+failed job, posted again only with `--retry-failed`. Auth/credit failures come back as a halt
+for the scheduler to apply.
 """
 
 from __future__ import annotations
@@ -18,18 +20,29 @@ from runner.batch.book import JobBook
 from runner.batch.control import HaltReason, halt_reason_for
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
-from runner.errors import ApiError, TransientApiError
+from runner.errors import ApiError, PermanentApiError, TransientApiError
 from runner.ledger import (
     Downloaded,
     DownloadFailed,
     Finished,
+    Lost,
     Outcome,
     PollFailed,
     Running,
     TimedOut,
 )
 from runner.outdir import video_relpath
-from runner.polling import ListWatcher, PollPolicy, PollTimeout, wait_terminal
+from runner.polling import (
+    JobGone,
+    ListWatcher,
+    PollPolicy,
+    PollTimeout,
+    is_not_found,
+    wait_terminal,
+)
+
+LOST_HINT = ("it may have been dropped by the API, or created under other credentials; "
+             "--retry-failed posts it again (a new, paid attempt)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +94,11 @@ class Follower:
                 job=spec.id, job_id=job_id,
                 error=f"no terminal status within {self._policy.deadline:g}s"))
             return FollowOutcome(None)
+        except JobGone as gone:
+            await self._book.record(Lost(job=spec.id, job_id=job_id, error=f"lost: {gone}",
+                                         hint=LOST_HINT))
+            self._note(f"{spec.id}: lost — {gone}; --retry-failed posts it again")
+            return FollowOutcome(None)
         except ApiError as exc:
             reason = halt_reason_for(exc)
             if reason is not None:
@@ -106,6 +124,12 @@ class Follower:
             job = await self._get_job(job_id)
         except TransientApiError:
             pass  # an outage: the listing (and its own fallback GETs) will tell
+        except PermanentApiError as exc:
+            if not is_not_found(exc):
+                raise
+            # Unknown to the API: its own GETs tell within the grace whether it is gone.
+            return await wait_terminal(self._get_job, job_id, policy=self._policy,
+                                       clock=self._clock, on_update=on_update)
         else:
             await on_update(job)
             if job.status.terminal:

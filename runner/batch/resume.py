@@ -95,11 +95,10 @@ def _decide_unchanged(record: JobRecord, *, files_ok: bool, retry_failed: bool) 
         return Decision(Action.DOWNLOAD, "succeeded: will download its missing file(s)")
     if state in (JobState.SUBMITTED, JobState.RUNNING) or record.timed_out:
         return Decision(Action.POLL, f"in flight as {record.job_id}: will poll it again")
+    what = f"lost by the API ({record.job_id})" if record.lost else state.value
     if retry_failed:
-        return Decision(Action.SUBMIT, f"{state.value}: --retry-failed makes a new attempt")
-    return Decision(
-        Action.HOLD, f"{state.value}: not resubmitted (use --retry-failed to try again)"
-    )
+        return Decision(Action.SUBMIT, f"{what}: --retry-failed makes a new attempt")
+    return Decision(Action.HOLD, f"{what}: not resubmitted (use --retry-failed to try again)")
 
 
 # Failure texts that say "try again later" vs "this input will never pass". A content-policy

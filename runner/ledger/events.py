@@ -24,6 +24,8 @@ Kinds, in the order a job usually meets them:
   the API, no longer followed by this run; the next run polls it again.
 - `poll-failed` (jobId, error): the API could not be asked about the job (after the client's
   retries); the same consequences as `timed-out`, a different cause.
+- `lost` (jobId, error, hint): the API kept answering 404 for the jobId past the grace
+  (`--lost-grace`): the job is failed, and `--retry-failed` posts it again.
 - `downloaded` (assetId, path, sha256, bytes): a verified file is in place (path relative
   to the output folder).
 - `download-failed` (assetId, error): the file could not be fetched this time.
@@ -145,6 +147,16 @@ class PollFailed(_Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Lost(_Event):
+    """The API no longer knows the job: 404 for its jobId, again and again."""
+
+    job_id: str | None
+    error: str | None = None
+    hint: str | None = None
+    KIND: ClassVar[str] = "lost"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Downloaded(_Event):
     asset_id: str
     path: str
@@ -162,7 +174,7 @@ class DownloadFailed(_Event):
 
 Event = (
     Intended | Submitted | OutcomeLost | Rejected | NotSubmitted | Running | Finished
-    | TimedOut | PollFailed | Downloaded | DownloadFailed
+    | TimedOut | PollFailed | Lost | Downloaded | DownloadFailed
 )
 
 # Python attribute -> the field's name on disk (product.md's spelling).
@@ -171,7 +183,7 @@ _FROM_WIRE = {v: k for k, v in _WIRE_NAMES.items()}
 _KINDS: dict[str, type[_Event]] = {
     cls.KIND: cls
     for cls in (Intended, Submitted, OutcomeLost, Rejected, NotSubmitted, Running, TimedOut,
-                PollFailed, Downloaded, DownloadFailed)
+                PollFailed, Lost, Downloaded, DownloadFailed)
 }
 _FIELDS: dict[type[_Event], tuple[str, ...]] = {
     cls: tuple(f.name for f in fields(cls) if f.name not in ("job", "ts"))

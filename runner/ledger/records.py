@@ -10,6 +10,8 @@ means the same thing everywhere. States are product.md's six; two facts sit besi
   (`poll-failed`), stays SUBMITTED/RUNNING — it is at the API and may still finish — with
   `unfollowed` set: this run stopped following it, it is not a failure, and the next run
   polls it again.
+- A job the API no longer knows (`lost`: 404 past the grace) is FAILED with `lost` set: it
+  will not finish, and only `--retry-failed` posts it again.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from runner.ledger.events import (
     Event,
     Finished,
     Intended,
+    Lost,
     NotSubmitted,
     Outcome,
     OutcomeLost,
@@ -72,6 +75,7 @@ class JobRecord:
     reconciled: bool = False
     timed_out: bool = False
     poll_failed: bool = False
+    lost: bool = False  # the API answered 404 for the jobId past the grace
     previous_job_ids: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -100,7 +104,7 @@ def _intended(rec: JobRecord, ev: Intended) -> JobRecord:
         fingerprint=ev.fingerprint, attempt=ev.attempt, job_id=None, intent_ts=ev.ts,
         submitted_ts=None, finished_ts=None, unresolved_intent=True, remote_status=None,
         asset_ids=(), assets=(), error=None, hint=None, cost=None, reconciled=False,
-        timed_out=False, poll_failed=False, previous_job_ids=previous,
+        timed_out=False, poll_failed=False, lost=False, previous_job_ids=previous,
     )
 
 
@@ -124,6 +128,15 @@ def _finished(rec: JobRecord, ev: Finished) -> JobRecord:
         rec, state=_OUTCOME_STATES[ev.outcome], job_id=ev.job_id or rec.job_id,
         remote_status=ev.status, error=ev.error, hint=ev.hint, asset_ids=ev.asset_ids,
         finished_ts=ev.ts, unresolved_intent=False, timed_out=False, poll_failed=False,
+        lost=False,
+    )
+
+
+def _lost_by_api(rec: JobRecord, ev: Lost) -> JobRecord:
+    return replace(
+        rec, state=JobState.FAILED, job_id=ev.job_id or rec.job_id, error=ev.error,
+        hint=ev.hint, finished_ts=ev.ts, unresolved_intent=False, timed_out=False,
+        poll_failed=False, lost=True,
     )
 
 
@@ -176,6 +189,7 @@ _TRANSITIONS: dict[type[Any], Callable[[JobRecord, Any], JobRecord]] = {
     Finished: _finished,
     TimedOut: _timed_out,
     PollFailed: _poll_failed,
+    Lost: _lost_by_api,
     Downloaded: _downloaded,
     DownloadFailed: _download_failed,
 }

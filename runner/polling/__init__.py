@@ -3,13 +3,24 @@ ways `--poll-mode` names — `each` (one GET per job) and `list` (one listing pe
 
 from runner.polling.each import wait_terminal
 from runner.polling.listing import ListWatcher, next_cursor
-from runner.polling.policy import PollMode, PollPolicy, PollTimeout, next_poll_delay
+from runner.polling.policy import (
+    JobGone,
+    NotFound,
+    PollMode,
+    PollPolicy,
+    PollTimeout,
+    is_not_found,
+    next_poll_delay,
+)
 
 __all__ = [
+    "JobGone",
     "ListWatcher",
+    "NotFound",
     "PollMode",
     "PollPolicy",
     "PollTimeout",
+    "is_not_found",
     "next_cursor",
     "next_poll_delay",
     "wait_terminal",

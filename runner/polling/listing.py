@@ -5,7 +5,8 @@ One loop lists the jobs updated since a cursor every `interval` seconds and hand
 update to the job waiting for it. The cursor follows the server's own `updatedAt` values
 (less an overlap), so the two machines' clocks never have to agree. A job not seen in a
 listing for `fallback` seconds is asked about directly, so a listing that misses something
-(a clock jump, a filter quirk) delays a job but never loses it.
+(a clock jump, a filter quirk) delays a job but never loses it. A job those direct looks
+keep answering 404 for is gone once the 404s outlast `lost_grace` (`JobGone`).
 
 Cost: one request per interval for the whole batch, plus pages; per-job polling costs about
 one request per job per interval. The benchmark (tests/benchmarks/bench_run.py) measures
@@ -24,7 +25,7 @@ import anyio
 from runner.clock import Clock, format_iso, parse_iso
 from runner.domain import RemoteJob
 from runner.errors import ApiError, AuthError, CreditError
-from runner.polling.policy import PollTimeout
+from runner.polling.policy import JobGone, NotFound, PollTimeout, is_not_found
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,10 @@ def next_cursor(cursor: datetime, jobs: list[RemoteJob]) -> datetime:
 class _Watch:
     on_update: Callable[[RemoteJob], Awaitable[None]] | None
     last_seen: float
+    missing: NotFound
     done: anyio.Event = field(default_factory=anyio.Event)
     result: RemoteJob | None = None
-    error: ApiError | None = None
+    error: ApiError | JobGone | None = None
 
 
 class ListWatcher:
@@ -59,12 +61,14 @@ class ListWatcher:
         clock: Clock,
         interval: float = 5.0,
         fallback: float = 120.0,
+        lost_grace: float = 120.0,
     ) -> None:
         self._list = list_updated
         self._get = get_job
         self._clock = clock
         self.interval = interval
         self.fallback = fallback
+        self.lost_grace = lost_grace
         self._cursor = clock.wall() - timedelta(minutes=2)
         self._watches: dict[str, _Watch] = {}
 
@@ -75,8 +79,9 @@ class ListWatcher:
         deadline: float,
         on_update: Callable[[RemoteJob], Awaitable[None]] | None = None,
     ) -> RemoteJob:
-        """The job once terminal; PollTimeout after `deadline` seconds."""
-        watch = _Watch(on_update, self._clock.monotonic())
+        """The job once terminal; PollTimeout after `deadline` seconds, JobGone when its
+        direct looks answer 404 past the grace."""
+        watch = _Watch(on_update, self._clock.monotonic(), NotFound(self.lost_grace))
         self._watches[job_id] = watch
         try:
             with anyio.move_on_after(deadline):
@@ -102,12 +107,13 @@ class ListWatcher:
                 continue
             try:
                 await self._list_once()
-                await self._ask_the_unseen()
             except (AuthError, CreditError) as exc:
                 self._fail_all(exc)  # each waiting job raises it: the run halts
+                continue
             except ApiError as exc:
                 # The client already retried; the jobs' own fallback GETs will tell more.
                 log.warning("listing jobs failed: %s", exc)
+            await self._ask_the_unseen()
 
     async def _list_once(self) -> None:
         seen: list[RemoteJob] = []
@@ -120,13 +126,34 @@ class ListWatcher:
         now = self._clock.monotonic()
         stale = [j for j, w in self._watches.items() if now - w.last_seen > self.fallback]
         for job_id in stale:
-            await self._dispatch(await self._get(job_id))
+            try:
+                job = await self._get(job_id)
+            except (AuthError, CreditError) as exc:
+                self._fail_all(exc)
+                return
+            except ApiError as exc:
+                self._unanswered(job_id, exc)
+                continue
+            await self._dispatch(job)
+
+    def _unanswered(self, job_id: str, exc: ApiError) -> None:
+        watch = self._watches.get(job_id)
+        if watch is None or watch.done.is_set():
+            return
+        if is_not_found(exc):
+            gone = watch.missing.gone(job_id, self._clock.monotonic())
+            if gone is not None:
+                watch.error = gone
+                watch.done.set()
+            return
+        log.warning("asking the API about job %s failed: %s", job_id, exc)
 
     async def _dispatch(self, job: RemoteJob) -> None:
         watch = self._watches.get(job.job_id)
         if watch is None or watch.done.is_set():
             return
         watch.last_seen = self._clock.monotonic()
+        watch.missing.answered()
         if watch.on_update is not None:
             await watch.on_update(job)
         if job.status.terminal:
