@@ -28,7 +28,8 @@ PINNED: dict[str, list[str]] = {
     "runner.api": [
         "DEFAULT_BASE_URL", "IMAGE_ASSET_LIMIT", "MIN_PART_SIZE", "PART_SIZE", "USER_AGENT",
         "AssetUploader", "Credentials", "DownloadedFile", "Failure", "Pacer", "RetryPolicy",
-        "ScenarioClient", "UploadPart", "WireFormatError", "cache_key", "credentials_from_env",
+        "ScenarioClient", "UploadPart", "WireFormatError", "account_of", "api_origin", "cache_key",
+        "credentials_from_env",
         "decode_body", "download_asset", "encode_json", "ensure_anonymous_session", "error_message",
         "failure_for_exception", "failure_for_status", "final_error", "jobs_query", "load_cache",
         "next_retry_delay", "parse_asset", "parse_created_asset_id", "parse_estimate", "parse_job",
@@ -57,9 +58,13 @@ PINNED: dict[str, list[str]] = {
         "Manifest", "flag_value", "load_manifest", "max_failures", "model_limit_flag",
     ],
     "runner.outdir": [
-        "LOCK_NAME", "METADATA_NAME", "PLAN_NAME", "LockInfo", "PlannedJob", "file_matches",
-        "fsync_dir", "hold_lock", "metadata_rows", "read_lock", "read_plan", "verified_assets",
-        "video_name_clashes", "video_relpath", "write_atomically", "write_metadata", "write_plan",
+        "BATCH_NAME", "INDEX_NAME", "LOCK_NAME", "METADATA_NAME", "PLAN_NAME", "SIMULATOR",
+        "BatchIdentity", "FolderBatch", "IndexEntry", "LockInfo", "PlannedJob", "batch_refusal",
+        "claimed", "default_index_path", "file_matches", "fsync_dir", "hold_lock",
+        "is_new_folder", "metadata_rows", "read_batch", "read_index", "read_lock", "read_plan",
+        "refuse_if_run_elsewhere", "remember", "run_elsewhere", "verified_assets",
+        "video_name_clashes", "video_relpath", "write_atomically", "write_batch",
+        "write_metadata", "write_plan",
     ],
     "runner.polling": [
         "JobGone", "ListWatcher", "NotFound", "PollMode", "PollPolicy", "PollTimeout",

@@ -331,7 +331,9 @@ def test_budget_stops_submitting_before_it_is_passed(tmp_path: Path) -> None:
     budget = charged_one * 2.5
     out2 = tmp_path / "out2"
     with background_simulator() as sim:
-        assert run_cli(manifest, out2, sim, "--concurrency", "1", "--budget", str(budget)) == 3
+        # The same manifest again, into a second folder on purpose: --new-batch says so.
+        assert run_cli(manifest, out2, sim, "--concurrency", "1", "--budget", str(budget),
+                       "--new-batch") == 3
         assert sum(sim.stats.submissions_by_fingerprint.values()) == 2
         assert sim.stats.creative_units_charged <= budget
     costs = [e["cost"] for e in ledger_events(out2) if e["event"] == "submitted"]

@@ -25,6 +25,7 @@ from runner.batch.admission import Admission, RateLimiter
 from runner.batch.bodies import request_body
 from runner.batch.book import JobBook, count_failures
 from runner.batch.budget import Budget
+from runner.batch.claim import batch_identity, check_not_run_elsewhere, claim_folder, remember_batch
 from runner.batch.control import Control, FailureLimit, HaltReason
 from runner.batch.following import Follower
 from runner.batch.pricing import CostEstimator
@@ -37,7 +38,14 @@ from runner.domain import JobSpec, JobState
 from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, UsageError
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
 from runner.manifest import Manifest
-from runner.outdir import hold_lock, verified_assets, video_name_clashes, write_metadata, write_plan
+from runner.outdir import (
+    hold_lock,
+    verified_assets,
+    video_name_clashes,
+    write_batch,
+    write_metadata,
+    write_plan,
+)
 from runner.polling import ListWatcher, PollMode, PollPolicy
 from runner.reconcile import Reconciler
 from runner.schemas import SchemaRegistry
@@ -64,6 +72,14 @@ class RunOptions:
     retry_failed: bool = False
     redo_changed: bool = False
     redo_ids: frozenset[str] = frozenset()
+    # What the folder's batch is checked against (None: not checked), the per-user index
+    # of batches (None: not used), and the user's say-so for a second batch of a manifest
+    # run elsewhere, or for another manifest/account continuing this folder's batch.
+    origin: str | None = None
+    account: str | None = None
+    batch_index: Path | None = None
+    new_batch: bool = False
+    continue_batch: bool = False
 
     def with_overrides(self, **values: Any) -> RunOptions:
         """These options with every value that is not None replaced."""
@@ -100,6 +116,7 @@ class PreparedRun:
     items: Sequence[WorkItem]
     records: Mapping[str, JobRecord]
     stale_lock_pid: int | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,21 +172,28 @@ def work_items(
 
 @contextmanager
 def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun]:
-    """Lock the folder, replay its ledger, decide every job, snapshot the plan and make
-    metadata.jsonl whole after a killed run. The lock is held for the block.
+    """Lock the folder, check it holds this batch, replay its ledger, decide every job,
+    snapshot the plan and make metadata.jsonl whole after a killed run. The lock is held
+    for the block.
 
-    Raises LockedError (another runner holds the folder) or UsageError (changed jobs,
-    clashing names): nothing is sent.
+    Raises LockedError (another runner holds the folder) or UsageError (another batch's
+    folder, a manifest already run elsewhere, changed jobs, clashing names): nothing is
+    sent.
     """
     out_dir = options.out_dir
+    wanted = batch_identity(manifest, options)
+    check_not_run_elsewhere(options, wanted)
     out_dir.mkdir(parents=True, exist_ok=True)
     with hold_lock(out_dir) as stale:
+        batch = claim_folder(options, wanted)
         records = load_records(out_dir)
         items = work_items(manifest, records, options)
+        write_batch(out_dir, batch)
         write_plan(out_dir, manifest.jobs)
         write_metadata(out_dir, records.values())
+        warnings = remember_batch(options, wanted)
         yield PreparedRun(manifest, options, items, records,
-                          stale.pid if stale is not None else None)
+                          stale.pid if stale is not None else None, warnings)
 
 
 def live_state(prepared: PreparedRun, clock: Clock) -> Live:

@@ -8,6 +8,7 @@ ledger and the exit code is 130: re-run the same command to resume.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -16,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from runner.api import DEFAULT_BASE_URL
+from runner.api import DEFAULT_BASE_URL, account_of, api_origin
 from runner.batch import (
     Control,
     Endpoint,
@@ -40,7 +41,7 @@ from runner.clock import REAL_CLOCK
 from runner.errors import EXIT_INTERRUPTED
 from runner.ledger import JobRecord, load_records
 from runner.manifest import Manifest, flag_value, model_limit_flag
-from runner.outdir import PlannedJob
+from runner.outdir import SIMULATOR, PlannedJob, default_index_path
 from runner.polling import PollMode, PollPolicy
 from runner.schemas import SchemaRegistry
 from runner.views import job_views, state_counts
@@ -105,6 +106,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="submit jobs whose model/params changed since they were submitted")
     halts.add_argument("--redo", action="append", default=[], metavar="ID",
                        help="submit this changed job again (repeatable)")
+    batch = parser.add_argument_group("the folder's batch (one manifest, one API origin)")
+    batch.add_argument("--new-batch", action="store_true",
+                       help="start a new folder for a manifest already run into another one "
+                       "(its jobs are paid again)")
+    batch.add_argument("--continue-batch", action="store_true",
+                       help="run this manifest (or these credentials) into a folder holding "
+                       "another manifest's batch, as its continuation")
     add_manifest_switches(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
@@ -128,9 +136,11 @@ _CHECKED_FLAGS = ("concurrency", "submit_rate", "download_concurrency", "job_tim
 
 
 def build_options(
-    args: argparse.Namespace, manifest: Manifest, models: Sequence[str]
+    args: argparse.Namespace, manifest: Manifest, models: Sequence[str],
+    endpoint: Endpoint | None = None,
 ) -> RunOptions:
-    """CLI flags over the manifest's `settings:`, over the defaults (`RunOptions`).
+    """CLI flags over the manifest's `settings:`, over the defaults (`RunOptions`); the
+    folder's batch is checked against `endpoint` (None: the simulator).
 
     Raises UsageError for a flag its setting would refuse (`--budget nan`, an unknown
     model in `--model-concurrency`).
@@ -159,6 +169,11 @@ def build_options(
         retry_failed=args.retry_failed,
         redo_changed=args.redo_changed,
         redo_ids=frozenset(args.redo),
+        origin=SIMULATOR if endpoint is None else api_origin(endpoint.base_url),
+        account=None if endpoint is None else account_of(endpoint.credentials),
+        batch_index=default_index_path(os.environ),
+        new_batch=args.new_batch,
+        continue_batch=args.continue_batch,
     )
 
 
@@ -171,9 +186,11 @@ def execute(args: argparse.Namespace) -> int:
     registry, manifest = load_from_args(args)
     for warning in manifest.warnings:
         output.err(str(warning))
-    options = build_options(args, manifest, registry.models)
     endpoint = resolve_endpoint(args)
+    options = build_options(args, manifest, registry.models, endpoint)
     with prepare_run(manifest, options) as prepared:
+        for note in prepared.warnings:
+            output.err(note)
         if prepared.stale_lock_pid is not None:
             output.err(f"took over a stale lock left by pid {prepared.stale_lock_pid} "
                        "(it is gone)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,14 @@ _SHAPE_HINT = "a manifest is a mapping: version: 1, defaults:, settings:, jobs: 
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """A loaded, valid manifest: its jobs in file order, run settings and warnings."""
+    """A loaded, valid manifest: its jobs in file order, run settings and warnings, and the
+    SHA-256 of its text (what makes two copies of a manifest the same batch)."""
 
     path: Path
     jobs: tuple[JobSpec, ...]
     settings: RunSettings
     warnings: tuple[Problem, ...]
+    sha256: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,8 @@ def load_manifest(
     shown = str(path)
     problems: list[Problem] = []
     try:
-        root, problems, aliased = parse_yaml(read_text(path, shown), shown)
+        text = read_text(path, shown)
+        root, problems, aliased = parse_yaml(text, shown)
     except SourceFailure as exc:
         raise ManifestError([exc.problem]) from None
     if root is None:
@@ -96,7 +100,8 @@ def load_manifest(
     if any(p.severity == "error" for p in problems):
         raise ManifestError(sorted(_once_each(problems), key=_order))
     warnings = tuple(p for p in problems if p.severity == "warning")
-    return Manifest(path, tuple(jobs), settings, warnings)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Manifest(path, tuple(jobs), settings, warnings, digest)
 
 
 def _order(item: Problem) -> tuple[str, int, int]:
