@@ -55,11 +55,24 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalInput:
+    """A local file one of a job's asset fields names: `field` is its JSON path
+    (`params.startImage`), `pointer` the keys and indexes to it, `value` the path as
+    written, `path` the file it names."""
+
+    field: str
+    pointer: tuple[str | int, ...]
+    value: str
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """One generation request of the manifest, defaults merged, ready to validate or send.
 
     `params` is the request body as the user wrote it: asset inputs may still be local file
-    paths, relative to `base_dir` (the manifest's folder).
+    paths, relative to `base_dir` (the manifest's folder); `inputs` lists them. The content
+    of each is part of what the job is: a changed file is a changed job.
     """
 
     id: str
@@ -67,6 +80,7 @@ class JobSpec:
     params: Mapping[str, Any]
     location: SourceLocation
     base_dir: Path
+    inputs: tuple[LocalInput, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

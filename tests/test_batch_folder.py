@@ -140,10 +140,10 @@ def test_another_api_origin_is_refused(
 ) -> None:
     manifest = write_manifest(tmp_path, t2v_jobs(2))
     out = tmp_path / "out"
-    with background_simulator() as first:
+    # Both alive at once, so that the second cannot get the first one's freed port.
+    with background_simulator() as first, background_simulator() as second:
         assert run_cli(manifest, out, first) == 0
         origin = api_origin(first.base_url)
-    with background_simulator() as second:
         capsys.readouterr()
         assert run_cli(manifest, out, second, "--continue-batch") == 2  # never for an origin
         err = capsys.readouterr().err

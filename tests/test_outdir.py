@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner.domain import JobSpec, JobState, SourceLocation
-from runner.ledger import AssetRecord, JobRecord
+from runner.ledger import AssetRecord, InputFile, JobRecord
 from runner.outdir import (
     METADATA_NAME,
     PLAN_NAME,
@@ -106,8 +106,10 @@ def record(**kw: object) -> JobRecord:
     return JobRecord(**base)  # type: ignore[arg-type]
 
 
-def test_metadata_row_has_exactly_the_product_fields() -> None:
-    rows = list(metadata_rows([record(assets=(asset("asset_1", "videos/knight.mp4"),))]))
+def test_metadata_row_has_the_product_fields_then_the_inputs() -> None:
+    knight = InputFile("params.startImage", "assets/knight.png", "ab" * 32, "asset_k")
+    rows = list(metadata_rows([record(assets=(asset("asset_1", "videos/knight.mp4"),),
+                                      inputs=(knight,))]))
     assert rows == [
         {
             "file_name": "videos/knight.mp4",
@@ -119,9 +121,11 @@ def test_metadata_row_has_exactly_the_product_fields() -> None:
             "assetId": "asset_1",
             "sha256": "0123456789abcdef" * 4,
             "bytes": 2048,
+            "inputs": [{"field": "params.startImage", "path": "assets/knight.png",
+                        "sha256": "ab" * 32, "assetId": "asset_k"}],
         }
     ]
-    assert list(rows[0]) == PRODUCT_METADATA_FIELDS
+    assert list(rows[0])[:len(PRODUCT_METADATA_FIELDS)] == PRODUCT_METADATA_FIELDS
 
 
 @pytest.mark.parametrize(

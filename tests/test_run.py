@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runner.cli import main
 from runner.ledger import Downloaded, Intended, JsonlLedger, encode_event
 from runner.simulator import Simulator
+from tests.helpers.media import png_bytes
 from tests.helpers.runs import (
     ALL_MODELS,
     background_simulator,
@@ -260,6 +262,40 @@ def test_changed_jobs_are_refused_then_redone_on_request(
         assert sum(sim.stats.submissions_by_fingerprint.values()) == 2
         assert run_cli(manifest, out, sim, "--redo", "clip-001") == 0
         assert sum(sim.stats.submissions_by_fingerprint.values()) == 3
+
+
+def test_a_replaced_input_image_is_a_changed_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "assets").mkdir()
+    image = tmp_path / "assets" / "knight.png"
+    image.write_bytes(png_bytes(64, 48, 90))
+    jobs = [{"id": "knight", "model": "model_kling-v2-1-pro",
+             "params": {"prompt": "A knight", "startImage": "assets/knight.png"}},
+            *t2v_jobs(1)]
+    manifest = write_manifest(tmp_path, jobs)
+    out = tmp_path / "out"
+    with background_simulator() as sim:
+        assert run_cli(manifest, out, sim) == 0
+        [row] = [m for m in metadata(out) if m["job"] == "knight"]
+        [used] = row["inputs"]
+        assert used["field"] == "params.startImage" and used["path"] == "assets/knight.png"
+        assert used["sha256"] == sha256_of(image) and used["assetId"].startswith("asset_")
+        image.write_bytes(png_bytes(64, 48, 200))  # another picture under the same name
+        capsys.readouterr()
+        assert run_cli(manifest, out, sim) == 2
+        err = capsys.readouterr().err
+        assert "knight: params.startImage (new content of assets/knight.png)" in err
+        assert sum(sim.stats.submissions_by_fingerprint.values()) == 2
+        assert run_cli(manifest, out, sim, "--redo-changed") == 0
+        assert sum(sim.stats.submissions_by_fingerprint.values()) == 3
+    [row] = [m for m in metadata(out) if m["job"] == "knight"]
+    assert row["inputs"][0]["sha256"] == sha256_of(image) != used["sha256"]
+    assert row["inputs"][0]["assetId"] != used["assetId"]
+
+
+def metadata(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (out / "metadata.jsonl").read_text().splitlines()]
 
 
 def test_credit_exhaustion_halts_with_exit_3_and_resumes(tmp_path: Path) -> None:

@@ -173,6 +173,11 @@ class AssetUploader:
             await self._remember(key, {"assetId": asset_id, "file": path.name, "bytes": size})
             return asset_id
 
+    async def content_hash(self, path: Path) -> str:
+        """The sha256 (hex) of the file at `path`, as the cache keys it (hashed once per
+        path, size and mtime). Raises UsageError if the file is missing or empty."""
+        return (await self._fingerprint(path))[0]
+
     async def _fingerprint(self, path: Path) -> tuple[str, int]:
         try:
             memo = await anyio.to_thread.run_sync(file_identity, path)

@@ -28,7 +28,7 @@ from runner.batch.engine import (
 from runner.batch.following import Follower
 from runner.batch.pricing import Estimate, estimate_jobs
 from runner.batch.progress import Progress, Snapshot, format_duration, progress_line
-from runner.batch.resume import Action, Decision, changed_fields, decide
+from runner.batch.resume import Action, Decision, changed_fields, changed_inputs, decide
 from runner.batch.scheduler import Scheduler, WorkItem
 from runner.batch.submission import Submitter
 
@@ -62,6 +62,7 @@ __all__ = [
     "cancel_jobs",
     "cancel_targets",
     "changed_fields",
+    "changed_inputs",
     "count_failures",
     "decide",
     "default_options",

@@ -22,7 +22,7 @@ import anyio
 
 from runner.api import AssetUploader, Credentials, DownloadedFile, ScenarioClient, download_asset
 from runner.batch.admission import Admission, RateLimiter
-from runner.batch.bodies import request_body
+from runner.batch.bodies import input_files, request_body
 from runner.batch.book import JobBook, count_failures
 from runner.batch.budget import Budget
 from runner.batch.claim import batch_identity, check_not_run_elsewhere, claim_folder, remember_batch
@@ -30,18 +30,17 @@ from runner.batch.control import Control, FailureLimit, HaltReason
 from runner.batch.following import Follower
 from runner.batch.pricing import CostEstimator
 from runner.batch.progress import Notes, Progress
-from runner.batch.resume import Action, decide
+from runner.batch.resume import Action
 from runner.batch.scheduler import Scheduler, WorkItem
 from runner.batch.submission import Submitter
+from runner.batch.work import work_items
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState
-from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, UsageError
+from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
 from runner.manifest import Manifest
 from runner.outdir import (
     hold_lock,
-    verified_assets,
-    video_name_clashes,
     write_batch,
     write_metadata,
     write_plan,
@@ -136,40 +135,6 @@ class Live:
     progress: Progress
 
 
-def work_items(
-    manifest: Manifest, records: Mapping[str, JobRecord], options: RunOptions
-) -> list[WorkItem]:
-    """The work items of a run; raises UsageError (nothing sent) for changed jobs."""
-    clashes = video_name_clashes(spec.id for spec in manifest.jobs)
-    if clashes:
-        raise UsageError(
-            f"job id(s) {', '.join(clashes[:10])} would share video file names with another "
-            "job's extra videos (<id>_<n>.mp4)",
-            hint="rename them, e.g. with '-' instead of '_' before the number",
-        )
-    items: list[WorkItem] = []
-    for spec in manifest.jobs:
-        record = records.get(spec.id)
-        redo = options.redo_changed or spec.id in options.redo_ids
-        # Hashed once here: the decision and a later re-download both use the result.
-        verified = verified_assets(options.out_dir, record) if record else frozenset()
-        files_ok = record is not None and len(verified) == len(record.assets)
-        decision = decide(spec.model, spec.params, record, files_ok=files_ok,
-                          retry_failed=options.retry_failed, redo=redo)
-        items.append(WorkItem(spec, decision, record, verified))
-    changed = [i for i in items if i.decision.action is Action.CHANGED]
-    if changed:
-        lines = "; ".join(f"{i.spec.id}: {', '.join(i.decision.changed)}" for i in changed[:20])
-        more = f" (and {len(changed) - 20} more)" if len(changed) > 20 else ""
-        raise UsageError(
-            f"{len(changed)} job(s) differ from what was submitted under the same id: "
-            f"{lines}{more}",
-            hint="rename them to keep both, or pass --redo-changed (or --redo ID) to "
-            "submit the new version; the ledger keeps the old attempt",
-        )
-    return items
-
-
 @contextmanager
 def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun]:
     """Lock the folder, check it holds this batch, replay its ledger, decide every job,
@@ -187,7 +152,9 @@ def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun
     with hold_lock(out_dir) as stale:
         batch = claim_folder(options, wanted)
         records = load_records(out_dir)
-        items = work_items(manifest, records, options)
+        items = work_items(manifest.jobs, records, options.out_dir,
+                           retry_failed=options.retry_failed,
+                           redo=lambda job: options.redo_changed or job in options.redo_ids)
         write_batch(out_dir, batch)
         write_plan(out_dir, manifest.jobs)
         write_metadata(out_dir, records.values())
@@ -261,6 +228,9 @@ def _scheduler(
     async def make_body(spec: JobSpec) -> dict[str, Any]:
         return await request_body(spec, registry, uploader)
 
+    async def inputs_of(spec: JobSpec, body: dict[str, Any]) -> tuple[dict[str, str], ...]:
+        return await input_files(spec, body, uploader.content_hash)
+
     async def fetch(asset_id: str, dest: Path) -> DownloadedFile:
         return await download_asset(client, cdn_session, asset_id, dest)
 
@@ -271,6 +241,7 @@ def _scheduler(
         reconciler=Reconciler(lambda since: client.list_jobs(created_after=since),
                               claimed=claimed, settle=options.settle, clock=clock),
         may_submit=lambda: control.submissions_allowed, note=note, clock=clock,
+        inputs_of=inputs_of,
     )
     follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
                         policy=options.poll, fetch=fetch, out_dir=options.out_dir, note=note,

@@ -91,8 +91,11 @@ class Submitter:
         may_submit: Callable[[], bool],
         note: Callable[[str], None],
         clock: Clock,
+        inputs_of: Callable[[JobSpec, Body], Awaitable[tuple[dict[str, str], ...]]]
+        | None = None,
     ) -> None:
         self._book = book
+        self._inputs_of = inputs_of
         self._make_body = make_body
         self._generate = generate
         self._price = price
@@ -107,6 +110,7 @@ class Submitter:
         attempt = self._book.next_attempt(spec.id)
         try:
             body = await self._make_body(spec)
+            inputs = await self._inputs_of(spec, body) if self._inputs_of else ()
         except (ApiError, UsageError) as exc:
             return await self._refused(spec, attempt, exc, what="uploading its files")
         for _ in range(MAX_REPOSTS):
@@ -118,7 +122,7 @@ class Submitter:
                 return await self._refused(spec, attempt, exc, what="pricing it (dry run)")
             try:
                 with self._budget.reservation(price) as reservation:
-                    outcome = await self._post(spec, body, attempt, reservation)
+                    outcome = await self._post(spec, body, attempt, reservation, inputs)
             except OverBudget as exc:
                 return SubmitOutcome(halt=HaltReason.BUDGET, detail=f"{spec.id}: {exc}")
             if outcome is not _Repost.REPOST:
@@ -136,7 +140,8 @@ class Submitter:
         return await self._price(spec.model, body)
 
     async def _post(
-        self, spec: JobSpec, body: Body, attempt: int, reservation: Reservation
+        self, spec: JobSpec, body: Body, attempt: int, reservation: Reservation,
+        inputs: tuple[dict[str, str], ...],
     ) -> SubmitOutcome | _Repost:
         body_json = canonical_json(body)
         async with self._reconciler.holding(body_json, spec.model) as held:
@@ -144,7 +149,7 @@ class Submitter:
             await self._book.record(Intended(
                 job=spec.id, ts=ts, attempt=attempt, model=spec.model,
                 params=dict(spec.params), body=body,
-                fingerprint=body_fingerprint(spec.model, body)))
+                fingerprint=body_fingerprint(spec.model, body), inputs=inputs))
             answer = await self._send(spec, body, attempt, held, reservation)
             if isinstance(answer, OutcomeUnknownError):
                 intent = Intent(spec.id, spec.model, body_json, ts)

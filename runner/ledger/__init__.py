@@ -29,7 +29,7 @@ from runner.ledger.journal import (
     load_records,
     parse_lines,
 )
-from runner.ledger.records import AssetRecord, JobRecord, apply, replay
+from runner.ledger.records import AssetRecord, InputFile, JobRecord, apply, replay
 
 __all__ = [
     "LEDGER_NAME",
@@ -38,6 +38,7 @@ __all__ = [
     "Downloaded",
     "Event",
     "Finished",
+    "InputFile",
     "Intended",
     "JobRecord",
     "JsonlLedger",

@@ -8,8 +8,10 @@ parse, is skipped by `from_line` (a newer writer may add kinds; a torn line is n
 
 Kinds, in the order a job usually meets them:
 
-- `intent` (attempt, model, params, body, fingerprint): about to POST; durable *before* the
-  request leaves, so a crash after sending is always reconcilable.
+- `intent` (attempt, model, params, body, fingerprint, inputs): about to POST; durable
+  *before* the request leaves, so a crash after sending is always reconcilable. `inputs`
+  lists each local file of the job (`field`, `path` as written, `sha256`, `assetId`): a
+  file whose content changes makes the job a changed job.
 - `submitted` (jobId, model, attempt, cost, reconciled): the API created the job, or
   reconciliation adopted one it had created.
 - `unknown` (attempt, error): the POST's fate is unknown; reconcile before posting again.
@@ -34,7 +36,7 @@ Kinds, in the order a job usually meets them:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -61,6 +63,7 @@ class Intended(_Event):
     params: Mapping[str, Any] | None = None
     body: Mapping[str, Any] | None = None
     fingerprint: str | None = None
+    inputs: tuple[Mapping[str, str], ...] = ()
     KIND: ClassVar[str] = "intent"
 
 
@@ -246,16 +249,11 @@ def _coerce(cls: type[_Event], values: dict[str, Any]) -> Event:
         values["attempt"] = int(values["attempt"])
     elif "attempt" in _FIELDS[cls]:
         values["attempt"] = 1
-    if "asset_ids" in values:
-        values["asset_ids"] = _asset_ids(values["asset_ids"])
-    if "status" in values:
-        values["status"] = _status(values["status"])
-    if "bytes" in values:
-        values["bytes"] = int(values["bytes"])
+    for name, convert in _CONVERT.items():
+        if name in values:
+            values[name] = convert(values[name])
     if values.get("cost") is not None:
         values["cost"] = float(values["cost"])
-    if "reconciled" in values:
-        values["reconciled"] = bool(values["reconciled"])
     if "job_id" in _FIELDS[cls] and values.get("job_id") is None:
         if cls is Submitted:
             # A job "created" without a jobId could be neither polled nor reconciled: the
@@ -272,8 +270,26 @@ def _asset_ids(value: Any) -> tuple[str, ...]:
     return tuple(str(a) for a in value or ())
 
 
+def _inputs(value: Any) -> tuple[Mapping[str, str], ...]:
+    # Never a reason to drop an intent (its POST must stay reconcilable): what does not
+    # parse is left out.
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        {str(k): str(v) for k, v in item.items()} for item in value
+        if isinstance(item, Mapping) and all(isinstance(v, str) for v in item.values())
+    )
+
+
 def _status(value: Any) -> Any:
     # 0.1 wrote a rejection's HTTP status as a number; the event declares text.
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
+
+
+# field -> JSON value as the dataclass declares it
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "asset_ids": _asset_ids, "inputs": _inputs, "status": _status, "bytes": int,
+    "reconciled": bool,
+}

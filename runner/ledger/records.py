@@ -50,6 +50,24 @@ class AssetRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class InputFile:
+    """A local file a job's last attempt sent: its field, path as written, content hash and
+    the asset id it was uploaded as."""
+
+    field: str
+    path: str
+    sha256: str
+    asset_id: str | None = None
+
+
+def _input_files(items: tuple[Mapping[str, str], ...]) -> tuple[InputFile, ...]:
+    return tuple(
+        InputFile(i["field"], i.get("path", ""), i["sha256"], i.get("assetId"))
+        for i in items if "field" in i and "sha256" in i
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """Everything the ledger knows about one manifest job."""
 
@@ -59,6 +77,7 @@ class JobRecord:
     params: Mapping[str, Any] | None = None
     body: Mapping[str, Any] | None = None
     fingerprint: str | None = None
+    inputs: tuple[InputFile, ...] = ()  # the last intent's local files (none before 0.2)
     attempt: int = 0
     job_id: str | None = None
     intent_ts: str | None = None
@@ -101,7 +120,8 @@ def _intended(rec: JobRecord, ev: Intended) -> JobRecord:
     previous = rec.previous_job_ids + ((rec.job_id,) if rec.job_id else ())
     return replace(
         rec, state=JobState.SUBMITTED, model=ev.model, params=ev.params, body=ev.body,
-        fingerprint=ev.fingerprint, attempt=ev.attempt, job_id=None, intent_ts=ev.ts,
+        fingerprint=ev.fingerprint, inputs=_input_files(ev.inputs), attempt=ev.attempt,
+        job_id=None, intent_ts=ev.ts,
         submitted_ts=None, finished_ts=None, unresolved_intent=True, remote_status=None,
         asset_ids=(), assets=(), error=None, hint=None, cost=None, reconciled=False,
         timed_out=False, poll_failed=False, lost=False, previous_job_ids=previous,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.domain import JobSpec, Problem, RunSettings
+from runner.domain import JobSpec, LocalInput, Problem, RunSettings
 from runner.errors import ManifestError
 from runner.manifest.expansion import Context, Draft, expand_job
 from runner.manifest.files import FileChecker
@@ -27,7 +27,7 @@ from runner.manifest.yaml_source import (
     read_text,
     to_plain,
 )
-from runner.schemas import SchemaRegistry, format_path, parse_path, suggest
+from runner.schemas import AssetInput, SchemaRegistry, format_path, parse_path, suggest
 
 TOP_KEYS = ("version", "defaults", "settings", "jobs")
 DEFAULT_KEYS = ("model", "params")
@@ -213,20 +213,24 @@ def _finish(draft: Draft, checks: _Checks, problems: list[Problem]) -> JobSpec:
         problems.append(duplicate)
     if model is None:
         problems.append(problem("model must be a string", draft.mark, job=job_id, path="model"))
-    else:
-        problems.extend(_param_problems(draft, job_id, model, params, checks))
-    return JobSpec(job_id, model or "", params, location(draft.mark), checks.base_dir)
+        return JobSpec(job_id, "", params, location(draft.mark), checks.base_dir)
+    assets = checks.registry.asset_inputs(model, params)
+    problems.extend(_param_problems(draft, job_id, model, params, checks, assets=assets))
+    inputs = tuple(LocalInput(a.path, a.pointer, a.value, a.local_path(checks.base_dir))
+                   for a in assets if not a.is_asset_id)
+    return JobSpec(job_id, model, params, location(draft.mark), checks.base_dir, inputs)
 
 
 def _param_problems(
-    draft: Draft, job_id: str, model: str, params: dict[str, Any], checks: _Checks
+    draft: Draft, job_id: str, model: str, params: dict[str, Any], checks: _Checks, *,
+    assets: list[AssetInput],
 ) -> list[Problem]:
     found = []
     for item in checks.registry.check(model, params, allow_unknown=checks.allow_unknown):
         mark = _mark_of(draft, item.path)
         found.append(dataclasses.replace(item, location=location(mark), job=job_id))
     if checks.files is not None:
-        for asset in checks.registry.asset_inputs(model, params):
+        for asset in assets:
             issue = checks.files.problem(asset, checks.base_dir)
             if issue is not None:
                 mark = mark_at(draft.params, asset.pointer, draft.mark)

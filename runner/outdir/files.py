@@ -4,7 +4,8 @@
   per line, rewritten atomically at the start of every run. With the ledger it lets
   `status`, `report` and `cancel` speak of every job, including those never submitted.
 - `videos/<id>.mp4`, or `<id>_<n>.mp4` (n from 1) when a job yields several assets.
-- `metadata.jsonl` — one line per downloaded file, in the Hugging Face VideoFolder layout.
+- `metadata.jsonl` — one line per downloaded file, in the Hugging Face VideoFolder layout,
+  with the inputs (path, sha256, asset id) that made it.
   It is a view of the ledger, rewritten atomically from it whenever a run ends (and when a
   run starts, so a folder left by a killed run is made whole by the next one).
 """
@@ -122,6 +123,9 @@ def metadata_rows(records: Iterable[JobRecord]) -> Iterator[dict[str, Any]]:
                 "assetId": asset.asset_id,
                 "sha256": asset.sha256,
                 "bytes": asset.bytes,
+                # Which local files (by content) made this video: a dataset can tell.
+                "inputs": [{"field": i.field, "path": i.path, "sha256": i.sha256,
+                            "assetId": i.asset_id} for i in rec.inputs],
             }
 
 
@@ -133,18 +137,21 @@ def write_metadata(directory: Path, records: Iterable[JobRecord]) -> None:
     write_atomically(directory / METADATA_NAME, lines)
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a file, read in blocks (flat memory). Raises OSError."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def file_matches(path: Path, sha256: str, size: int) -> bool:
     """True when `path` exists with exactly `size` bytes and the given sha256."""
     try:
-        if path.stat().st_size != size:
-            return False
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
+        return path.stat().st_size == size and file_sha256(path) == sha256
     except OSError:
         return False
-    return digest.hexdigest() == sha256
 
 
 def verified_assets(directory: Path, record: JobRecord) -> frozenset[str]:
