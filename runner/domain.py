@@ -67,6 +67,23 @@ class LocalInput:
 
 
 @dataclass(frozen=True, slots=True)
+class Numbering:
+    """How an expanded job's id was made: `<stem>-<number>` (zero-padded to `width`), and
+    `-r<repeat>` past the first copy. A run may renumber a row to keep the id it was paid
+    under when lines were inserted or deleted before it (`runner.batch.numbering`)."""
+
+    stem: str
+    number: int
+    width: int
+    repeat: int = 1
+
+    def id_for(self, number: int) -> str:
+        """The job's id were its row numbered `number`."""
+        tail = f"-r{self.repeat}" if self.repeat > 1 else ""
+        return f"{self.stem}-{number:0{self.width}d}{tail}"
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """One generation request of the manifest, defaults merged, ready to validate or send.
 
@@ -81,6 +98,7 @@ class JobSpec:
     location: SourceLocation
     base_dir: Path
     inputs: tuple[LocalInput, ...] = ()
+    numbering: Numbering | None = None
 
 
 @dataclass(frozen=True, slots=True)

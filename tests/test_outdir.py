@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from runner.domain import JobSpec, JobState, SourceLocation
-from runner.ledger import AssetRecord, InputFile, JobRecord
+from runner.ledger import AssetRecord, InputFile, JobRecord, SupersededFile
 from runner.outdir import (
     METADATA_NAME,
     PLAN_NAME,
     PlannedJob,
+    complete_moves,
     file_matches,
     metadata_rows,
     read_plan,
@@ -106,7 +107,7 @@ def record(**kw: object) -> JobRecord:
     return JobRecord(**base)  # type: ignore[arg-type]
 
 
-def test_metadata_row_has_the_product_fields_then_the_inputs() -> None:
+def test_metadata_row_has_the_product_fields_then_inputs_and_in_manifest() -> None:
     knight = InputFile("params.startImage", "assets/knight.png", "ab" * 32, "asset_k")
     rows = list(metadata_rows([record(assets=(asset("asset_1", "videos/knight.mp4"),),
                                       inputs=(knight,))]))
@@ -123,9 +124,34 @@ def test_metadata_row_has_the_product_fields_then_the_inputs() -> None:
             "bytes": 2048,
             "inputs": [{"field": "params.startImage", "path": "assets/knight.png",
                         "sha256": "ab" * 32, "assetId": "asset_k"}],
+            "inManifest": True,
         }
     ]
     assert list(rows[0])[:len(PRODUCT_METADATA_FIELDS)] == PRODUCT_METADATA_FIELDS
+
+
+def test_metadata_marks_jobs_that_left_the_manifest_and_never_repeats_a_file() -> None:
+    old = record(id="knight", assets=(asset("asset_1", "videos/knight.mp4"),))
+    gone = record(id="gone", assets=(asset("asset_2", "videos/gone.mp4"),))
+    again = record(id="knight_1", assets=(asset("asset_3", "videos/knight.mp4"),))
+    rows = list(metadata_rows([old, gone, again], {"knight", "knight_1"}))
+    assert [(r["file_name"], r["job"], r["inManifest"]) for r in rows] == [
+        ("videos/gone.mp4", "gone", False), ("videos/knight.mp4", "knight_1", True)]
+
+
+def test_complete_moves_finishes_what_the_ledger_says(tmp_path: Path) -> None:
+    (tmp_path / "videos").mkdir()
+    video = tmp_path / "videos" / "a.mp4"
+    video.write_bytes(b"paid video")
+    digest = hashlib.sha256(b"paid video").hexdigest()
+    kept = SupersededFile("asset_1", "superseded/a/attempt-1/a.mp4", "videos/a.mp4", digest,
+                          10, 1)
+    other = SupersededFile("asset_2", "superseded/b/attempt-1/b.mp4", "videos/b.mp4", digest,
+                           10, 1)  # its file is gone: nothing to do
+    records = [record(id="a", superseded=(kept,)), record(id="b", superseded=(other,))]
+    assert complete_moves(tmp_path, records) == 1
+    assert (tmp_path / kept.path).read_bytes() == b"paid video" and not video.exists()
+    assert complete_moves(tmp_path, records) == 0
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ from runner.batch.engine import (
     PreparedRun,
     RunOptions,
     RunResult,
-    api_sessions,
     default_options,
     live_state,
     prepare_run,
@@ -30,6 +29,7 @@ from runner.batch.pricing import Estimate, estimate_jobs
 from runner.batch.progress import Progress, Snapshot, format_duration, progress_line
 from runner.batch.resume import Action, Decision, changed_fields, changed_inputs, decide
 from runner.batch.scheduler import Scheduler, WorkItem
+from runner.batch.sessions import api_sessions
 from runner.batch.submission import Submitter
 
 __all__ = [

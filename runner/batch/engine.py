@@ -28,10 +28,12 @@ from runner.batch.budget import Budget
 from runner.batch.claim import batch_identity, check_not_run_elsewhere, claim_folder, remember_batch
 from runner.batch.control import Control, FailureLimit, HaltReason
 from runner.batch.following import Follower
+from runner.batch.numbering import keep_paid_numbers
 from runner.batch.pricing import CostEstimator
 from runner.batch.progress import Notes, Progress
 from runner.batch.resume import Action
 from runner.batch.scheduler import Scheduler, WorkItem
+from runner.batch.sessions import api_sessions
 from runner.batch.submission import Submitter
 from runner.batch.work import work_items
 from runner.clock import Clock
@@ -40,6 +42,7 @@ from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
 from runner.manifest import Manifest
 from runner.outdir import (
+    complete_moves,
     hold_lock,
     write_batch,
     write_metadata,
@@ -152,13 +155,16 @@ def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun
     with hold_lock(out_dir) as stale:
         batch = claim_folder(options, wanted)
         records = load_records(out_dir)
+        jobs, moved = keep_paid_numbers(manifest.jobs, records)
+        manifest = dataclasses.replace(manifest, jobs=jobs)
         items = work_items(manifest.jobs, records, options.out_dir,
                            retry_failed=options.retry_failed,
                            redo=lambda job: options.redo_changed or job in options.redo_ids)
         write_batch(out_dir, batch)
         write_plan(out_dir, manifest.jobs)
-        write_metadata(out_dir, records.values())
-        warnings = remember_batch(options, wanted)
+        complete_moves(out_dir, records.values())
+        write_metadata(out_dir, records.values(), {spec.id for spec in manifest.jobs})
+        warnings = (*moved, *remember_batch(options, wanted))
         yield PreparedRun(manifest, options, items, records,
                           stale.pid if stale is not None else None, warnings)
 
@@ -208,7 +214,8 @@ async def run_batch(
                 tg.cancel_scope.cancel()
     finally:
         ledger.close()
-        write_metadata(options.out_dir, book.records.values())
+        write_metadata(options.out_dir, book.records.values(),
+                       {spec.id for spec in prepared.manifest.jobs})
     ending = live.control.ending
     return RunResult(exit_code_for(prepared.manifest.jobs, book.records, ending), ending,
                      book.records)
@@ -234,6 +241,9 @@ def _scheduler(
     async def fetch(asset_id: str, dest: Path) -> DownloadedFile:
         return await download_asset(client, cdn_session, asset_id, dest)
 
+    follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
+                        policy=options.poll, fetch=fetch, out_dir=options.out_dir, note=note,
+                        clock=clock)
     submitter = Submitter(
         book=book, make_body=make_body, generate=client.generate,
         price=CostEstimator(client) if options.budget is not None else None,
@@ -241,11 +251,8 @@ def _scheduler(
         reconciler=Reconciler(lambda since: client.list_jobs(created_after=since),
                               claimed=claimed, settle=options.settle, clock=clock),
         may_submit=lambda: control.submissions_allowed, note=note, clock=clock,
-        inputs_of=inputs_of,
+        inputs_of=inputs_of, set_aside=follower.supersede,
     )
-    follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
-                        policy=options.poll, fetch=fetch, out_dir=options.out_dir, note=note,
-                        clock=clock)
     admission = Admission(
         concurrency=options.concurrency,
         workers=options.concurrency + options.download_concurrency,
@@ -278,20 +285,3 @@ def exit_code_for(
         if record is None or not record.all_downloaded:
             return EXIT_JOBS_FAILED
     return EXIT_OK
-
-
-class api_sessions:
-    """Two aiohttp sessions: one for the API (credentials added per request by the client,
-    only for its origin), one that never carries credentials, for the CDN and upload parts.
-    """
-
-    async def __aenter__(self) -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
-        timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=60.0)
-        self._api = aiohttp.ClientSession(timeout=timeout, raise_for_status=False)
-        self._cdn = aiohttp.ClientSession(timeout=timeout, raise_for_status=False)
-        return self._api, self._cdn
-
-    async def __aexit__(self, *exc: object) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._api.close()
-            await self._cdn.close()

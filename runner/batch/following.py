@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+
 from runner.api import DownloadedFile
 from runner.batch.book import JobBook
 from runner.batch.control import HaltReason, halt_reason_for
@@ -29,9 +31,10 @@ from runner.ledger import (
     Outcome,
     PollFailed,
     Running,
+    Superseded,
     TimedOut,
 )
-from runner.outdir import video_relpath
+from runner.outdir import move_file, superseded_relpath, video_relpath
 from runner.polling import (
     JobGone,
     ListWatcher,
@@ -136,6 +139,24 @@ class Follower:
                 return job
         return await self._watcher.wait(job_id, deadline=self._policy.deadline,
                                         on_update=on_update)
+
+    async def supersede(self, spec: JobSpec) -> None:
+        """Before a new attempt of a job with videos: set them aside, never overwrite a paid
+        file. The ledger says where each goes before it moves (a killed run's moves are
+        finished by the next one: `outdir.complete_moves`)."""
+        record = self._book.get(spec.id)
+        if record is None:
+            return
+        for asset in record.assets:
+            source = self._out_dir / asset.path
+            if not source.is_file():
+                continue  # gone already: nothing to keep, the new intent forgets it
+            rel = superseded_relpath(spec.id, record.attempt, asset.path)
+            await self._book.record(Superseded(
+                job=spec.id, asset_id=asset.asset_id, path=rel, previous=asset.path,
+                sha256=asset.sha256, bytes=asset.bytes, attempt=record.attempt))
+            await anyio.to_thread.run_sync(move_file, source, self._out_dir / rel)
+            self._note(f"{spec.id}: its attempt-{record.attempt} video is kept at {rel}")
 
     async def download(
         self, spec: JobSpec, asset_ids: tuple[str, ...], have: frozenset[str] = frozenset()

@@ -93,9 +93,11 @@ class Submitter:
         clock: Clock,
         inputs_of: Callable[[JobSpec, Body], Awaitable[tuple[dict[str, str], ...]]]
         | None = None,
+        set_aside: Callable[[JobSpec], Awaitable[None]] | None = None,
     ) -> None:
         self._book = book
         self._inputs_of = inputs_of
+        self._set_aside = set_aside
         self._make_body = make_body
         self._generate = generate
         self._price = price
@@ -145,6 +147,8 @@ class Submitter:
     ) -> SubmitOutcome | _Repost:
         body_json = canonical_json(body)
         async with self._reconciler.holding(body_json, spec.model) as held:
+            if self._set_aside is not None:
+                await self._set_aside(spec)  # a redo keeps the video it replaces
             ts = self._clock.now_iso()
             await self._book.record(Intended(
                 job=spec.id, ts=ts, attempt=attempt, model=spec.model,

@@ -15,6 +15,7 @@ from runner.ledger.events import (
     Rejected,
     Running,
     Submitted,
+    Superseded,
     TimedOut,
     from_line,
     kind_of,
@@ -29,7 +30,14 @@ from runner.ledger.journal import (
     load_records,
     parse_lines,
 )
-from runner.ledger.records import AssetRecord, InputFile, JobRecord, apply, replay
+from runner.ledger.records import (
+    AssetRecord,
+    InputFile,
+    JobRecord,
+    SupersededFile,
+    apply,
+    replay,
+)
 
 __all__ = [
     "LEDGER_NAME",
@@ -52,6 +60,8 @@ __all__ = [
     "Rejected",
     "Running",
     "Submitted",
+    "Superseded",
+    "SupersededFile",
     "TimedOut",
     "apply",
     "encode_event",

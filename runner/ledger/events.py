@@ -31,6 +31,9 @@ Kinds, in the order a job usually meets them:
 - `downloaded` (assetId, path, sha256, bytes): a verified file is in place (path relative
   to the output folder).
 - `download-failed` (assetId, error): the file could not be fetched this time.
+- `superseded` (assetId, path, previous, sha256, bytes, attempt): a new attempt is about
+  to replace the job's video; the old one (made by `attempt`) is kept at `path`
+  (`superseded/<id>/attempt-<n>/...`), moved from `previous` right after this line.
 """
 
 from __future__ import annotations
@@ -175,9 +178,22 @@ class DownloadFailed(_Event):
     KIND: ClassVar[str] = "download-failed"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Superseded(_Event):
+    """A paid video set aside (not deleted) because a new attempt will replace it."""
+
+    asset_id: str
+    path: str
+    previous: str
+    sha256: str
+    bytes: int
+    attempt: int
+    KIND: ClassVar[str] = "superseded"
+
+
 Event = (
     Intended | Submitted | OutcomeLost | Rejected | NotSubmitted | Running | Finished
-    | TimedOut | PollFailed | Lost | Downloaded | DownloadFailed
+    | TimedOut | PollFailed | Lost | Downloaded | DownloadFailed | Superseded
 )
 
 # Python attribute -> the field's name on disk (product.md's spelling).
@@ -186,7 +202,7 @@ _FROM_WIRE = {v: k for k, v in _WIRE_NAMES.items()}
 _KINDS: dict[str, type[_Event]] = {
     cls.KIND: cls
     for cls in (Intended, Submitted, OutcomeLost, Rejected, NotSubmitted, Running, TimedOut,
-                PollFailed, Lost, Downloaded, DownloadFailed)
+                PollFailed, Lost, Downloaded, DownloadFailed, Superseded)
 }
 _FIELDS: dict[type[_Event], tuple[str, ...]] = {
     cls: tuple(f.name for f in fields(cls) if f.name not in ("job", "ts"))

@@ -12,6 +12,8 @@ means the same thing everywhere. States are product.md's six; two facts sit besi
   polls it again.
 - A job the API no longer knows (`lost`: 404 past the grace) is FAILED with `lost` set: it
   will not finish, and only `--retry-failed` posts it again.
+- A video a new attempt replaces (`superseded`) leaves `assets` for `superseded`: the paid
+  file is kept elsewhere in the folder and the ledger says where.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from runner.ledger.events import (
     Rejected,
     Running,
     Submitted,
+    Superseded,
     TimedOut,
 )
 
@@ -47,6 +50,18 @@ class AssetRecord:
     path: str
     sha256: str
     bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SupersededFile:
+    """A video of an earlier attempt, kept at `path` (it was at `previous`)."""
+
+    asset_id: str
+    path: str
+    previous: str
+    sha256: str
+    bytes: int
+    attempt: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +111,7 @@ class JobRecord:
     poll_failed: bool = False
     lost: bool = False  # the API answered 404 for the jobId past the grace
     previous_job_ids: tuple[str, ...] = field(default_factory=tuple)
+    superseded: tuple[SupersededFile, ...] = ()  # earlier attempts' videos, kept
 
     @property
     def unfollowed(self) -> bool:
@@ -172,6 +188,14 @@ def _downloaded(rec: JobRecord, ev: Downloaded) -> JobRecord:
     return replace(rec, assets=(*kept, asset), error=None)
 
 
+def _superseded(rec: JobRecord, ev: Superseded) -> JobRecord:
+    kept = SupersededFile(ev.asset_id, ev.path, ev.previous, ev.sha256, ev.bytes, ev.attempt)
+    return replace(
+        rec, assets=tuple(a for a in rec.assets if a.path != ev.previous),
+        superseded=(*(s for s in rec.superseded if s.path != ev.path), kept),
+    )
+
+
 def _download_failed(rec: JobRecord, ev: DownloadFailed) -> JobRecord:
     kept = tuple(a for a in rec.assets if a.asset_id != ev.asset_id)
     return replace(rec, error=ev.error, assets=kept)
@@ -212,6 +236,7 @@ _TRANSITIONS: dict[type[Any], Callable[[JobRecord, Any], JobRecord]] = {
     Lost: _lost_by_api,
     Downloaded: _downloaded,
     DownloadFailed: _download_failed,
+    Superseded: _superseded,
 }
 
 

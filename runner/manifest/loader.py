@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.domain import JobSpec, LocalInput, Problem, RunSettings
+from runner.domain import JobSpec, LocalInput, Numbering, Problem, RunSettings
 from runner.errors import ManifestError
 from runner.manifest.expansion import Context, Draft, expand_job
 from runner.manifest.files import FileChecker
@@ -218,7 +218,14 @@ def _finish(draft: Draft, checks: _Checks, problems: list[Problem]) -> JobSpec:
     problems.extend(_param_problems(draft, job_id, model, params, checks, assets=assets))
     inputs = tuple(LocalInput(a.path, a.pointer, a.value, a.local_path(checks.base_dir))
                    for a in assets if not a.is_asset_id)
-    return JobSpec(job_id, model, params, location(draft.mark), checks.base_dir, inputs)
+    return JobSpec(job_id, model, params, location(draft.mark), checks.base_dir, inputs,
+                   _numbering(draft))
+
+
+def _numbering(draft: Draft) -> Numbering | None:
+    if not isinstance(draft.stem, str) or draft.number is None:
+        return None
+    return Numbering(draft.stem, int(draft.number), len(draft.number), draft.repeat)
 
 
 def _param_problems(
