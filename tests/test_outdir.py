@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +19,14 @@ from runner.outdir import (
     PlannedJob,
     complete_moves,
     file_matches,
+    human_size,
     metadata_rows,
     read_plan,
+    remove_stale_parts,
     video_relpath,
     write_atomically,
+    write_failure,
+    write_hint,
     write_metadata,
     write_plan,
 )
@@ -255,3 +261,42 @@ def test_atomic_writes_get_the_mode_of_an_ordinary_new_file(tmp_path: Path) -> N
     ordinary.write_bytes(b"x")
     write_atomically(tmp_path / "atomic.txt", [b"x"])
     assert (tmp_path / "atomic.txt").stat().st_mode == ordinary.stat().st_mode
+
+
+@pytest.mark.parametrize(
+    ("error", "needed", "fragments"),
+    [
+        (errno.ENOSPC, 1536 * 1024, ["no space left on the disk holding", " free; ",
+                                     "the file being written needs 1.5 MiB"]),
+        (errno.EDQUOT, None, ["no space left on the disk holding", " free)"]),
+        (errno.EROFS, None, ["is on a read-only file system"]),
+        (errno.EACCES, None, ["no permission to write in"]),
+        (errno.EFBIG, 2048, ["(2.0 KiB) is larger than this process may write (ulimit -f)"]),
+        (errno.EIO, None, ["cannot write in"]),
+    ],
+)
+def test_write_failure_names_the_folder_and_what_is_needed(
+    tmp_path: Path, error: int, needed: int | None, fragments: list[str]
+) -> None:
+    text = write_failure(OSError(error, os.strerror(error)), tmp_path, needed)
+    assert str(tmp_path) in text
+    for fragment in fragments:
+        assert fragment in text, text
+    assert write_hint(OSError(error, "x"))
+
+
+@pytest.mark.parametrize(
+    ("count", "text"), [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"),
+                        (5 * 1024 * 1024, "5.0 MiB"), (3 * 1024**4, "3072.0 GiB")])
+def test_human_size(count: int, text: str) -> None:
+    assert human_size(count) == text
+
+
+def test_remove_stale_parts_removes_only_temp_copies(tmp_path: Path) -> None:
+    (tmp_path / "videos").mkdir()
+    stale = [tmp_path / "videos" / ".a.mp4.part-0123456789ab", tmp_path / ".plan.jsonl.x1y2"]
+    kept = [tmp_path / "videos" / "a.mp4", tmp_path / "plan.jsonl", tmp_path / ".lock"]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    assert remove_stale_parts(tmp_path, ["plan.jsonl"]) == 2
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)

@@ -1,5 +1,6 @@
 """The folder a run claims: a folder is one batch (one manifest, one API origin, one
-account), and a manifest already run elsewhere gets no silent second folder.
+account), and a manifest already run elsewhere gets no silent second folder; before anything
+is sent the folder's own files are made whole (`refresh_folder`).
 
 `runner.outdir` keeps the records (the folder's batch.json, the per-user index of batches);
 this module applies them to one run's options before anything is sent.
@@ -7,20 +8,33 @@ this module applies them to one run's options before anything is sent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.clock import REAL_CLOCK
+from runner.domain import JobSpec
+from runner.ledger import JobRecord
 from runner.manifest import Manifest
 from runner.outdir import (
+    BATCH_NAME,
+    METADATA_NAME,
+    PLAN_NAME,
     BatchIdentity,
     FolderBatch,
     IndexEntry,
     batch_refusal,
     claimed,
+    complete_moves,
     is_new_folder,
     read_batch,
     refuse_if_run_elsewhere,
     remember,
+    remove_stale_parts,
+    write_batch,
+    write_metadata,
+    write_plan,
+    writing,
 )
 
 if TYPE_CHECKING:
@@ -64,3 +78,19 @@ def remember_batch(options: RunOptions, wanted: BatchIdentity) -> tuple[str, ...
                 f"{exc.strerror or exc}; a run of this manifest from elsewhere will not be "
                 "told about this folder",)
     return ()
+
+
+def refresh_folder(
+    out_dir: Path, batch: FolderBatch, specs: Sequence[JobSpec],
+    records: Mapping[str, JobRecord],
+) -> tuple[str, ...]:
+    """Before anything is sent, under the lock: no temp file a killed run left, the batch
+    record, the plan, the superseded moves finished, metadata.jsonl whole. Raises
+    FolderError (one line, exit 2) when the folder cannot be written. Notes to show."""
+    with writing(out_dir):
+        removed = remove_stale_parts(out_dir, (PLAN_NAME, METADATA_NAME, BATCH_NAME))
+        write_batch(out_dir, batch)
+        write_plan(out_dir, specs)
+        complete_moves(out_dir, records.values())
+        write_metadata(out_dir, records.values(), {spec.id for spec in specs})
+    return (f"removed {removed} partial file(s) an interrupted run left",) if removed else ()

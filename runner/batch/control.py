@@ -22,6 +22,7 @@ class HaltReason(enum.Enum):
     CREDIT = "the account is out of credits or over quota"
     FAILURES = "too many jobs failed"
     BUDGET = "the next job would pass the budget"
+    DISK = "the output folder could not be written"
     INTERRUPTED = "interrupted"
 
 

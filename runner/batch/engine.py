@@ -25,7 +25,13 @@ from runner.batch.admission import Admission, RateLimiter
 from runner.batch.bodies import input_files, request_body
 from runner.batch.book import JobBook, count_failures
 from runner.batch.budget import Budget
-from runner.batch.claim import batch_identity, check_not_run_elsewhere, claim_folder, remember_batch
+from runner.batch.claim import (
+    batch_identity,
+    check_not_run_elsewhere,
+    claim_folder,
+    refresh_folder,
+    remember_batch,
+)
 from runner.batch.control import Control, FailureLimit, HaltReason
 from runner.batch.following import Follower
 from runner.batch.numbering import keep_paid_numbers
@@ -41,13 +47,7 @@ from runner.domain import JobSpec, JobState
 from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
 from runner.manifest import Manifest
-from runner.outdir import (
-    complete_moves,
-    hold_lock,
-    write_batch,
-    write_metadata,
-    write_plan,
-)
+from runner.outdir import hold_lock, write_failure, write_metadata, writing
 from runner.polling import ListWatcher, PollMode, PollPolicy
 from runner.reconcile import Reconciler
 from runner.schemas import SchemaRegistry
@@ -144,14 +144,15 @@ def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun
     snapshot the plan and make metadata.jsonl whole after a killed run. The lock is held
     for the block.
 
-    Raises LockedError (another runner holds the folder) or UsageError (another batch's
-    folder, a manifest already run elsewhere, changed jobs, clashing names): nothing is
-    sent.
+    Raises LockedError (another runner holds the folder), FolderError (it cannot be
+    written) or UsageError (another batch's folder, a manifest already run elsewhere,
+    changed jobs, clashing names): nothing is sent.
     """
     out_dir = options.out_dir
     wanted = batch_identity(manifest, options)
     check_not_run_elsewhere(options, wanted)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     with hold_lock(out_dir) as stale:
         batch = claim_folder(options, wanted)
         records = load_records(out_dir)
@@ -160,11 +161,8 @@ def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun
         items = work_items(manifest.jobs, records, options.out_dir,
                            retry_failed=options.retry_failed,
                            redo=lambda job: options.redo_changed or job in options.redo_ids)
-        write_batch(out_dir, batch)
-        write_plan(out_dir, manifest.jobs)
-        complete_moves(out_dir, records.values())
-        write_metadata(out_dir, records.values(), {spec.id for spec in manifest.jobs})
-        warnings = (*moved, *remember_batch(options, wanted))
+        tidied = refresh_folder(out_dir, batch, manifest.jobs, records)
+        warnings = (*moved, *tidied, *remember_batch(options, wanted))
         yield PreparedRun(manifest, options, items, records,
                           stale.pid if stale is not None else None, warnings)
 
@@ -191,7 +189,7 @@ async def run_batch(
     """Run the batch; the ledger and metadata.jsonl are complete however it ends."""
     options = prepared.options
     ledger = JsonlLedger(options.out_dir)
-    writer = LedgerWriter(ledger)
+    writer = LedgerWriter(ledger, describe=lambda exc: write_failure(exc, options.out_dir))
     book = JobBook(writer, prepared.records,
                    (live.progress.observe, count_failures(live.control.count_failure)))
     try:
@@ -214,11 +212,23 @@ async def run_batch(
                 tg.cancel_scope.cancel()
     finally:
         ledger.close()
-        write_metadata(options.out_dir, book.records.values(),
-                       {spec.id for spec in prepared.manifest.jobs})
+        _rewrite_metadata(prepared, live, book.records)
     ending = live.control.ending
     return RunResult(exit_code_for(prepared.manifest.jobs, book.records, ending), ending,
                      book.records)
+
+
+def _rewrite_metadata(
+    prepared: PreparedRun, live: Live, records: Mapping[str, JobRecord]
+) -> None:
+    """metadata.jsonl from the ledger, however the run ends; a folder that cannot take it
+    halts the run (the next one rewrites it) and never hides how the run ended."""
+    out_dir = prepared.options.out_dir
+    try:
+        write_metadata(out_dir, records.values(), {spec.id for spec in prepared.manifest.jobs})
+    except OSError as exc:
+        live.control.halt_for(HaltReason.DISK, f"metadata.jsonl was not rewritten: "
+                              f"{write_failure(exc, out_dir)}")
 
 
 def _scheduler(
@@ -243,7 +253,7 @@ def _scheduler(
 
     follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
                         policy=options.poll, fetch=fetch, out_dir=options.out_dir, note=note,
-                        clock=clock)
+                        clock=clock, halt=control.halt_for)
     submitter = Submitter(
         book=book, make_body=make_body, generate=client.generate,
         price=CostEstimator(client) if options.budget is not None else None,

@@ -22,7 +22,7 @@ from runner.batch.book import JobBook
 from runner.batch.control import HaltReason, halt_reason_for
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState, RemoteJob, RemoteStatus
-from runner.errors import ApiError, PermanentApiError, TransientApiError
+from runner.errors import ApiError, LocalWriteError, PermanentApiError, TransientApiError
 from runner.ledger import (
     Downloaded,
     DownloadFailed,
@@ -34,7 +34,7 @@ from runner.ledger import (
     Superseded,
     TimedOut,
 )
-from runner.outdir import move_file, superseded_relpath, video_relpath
+from runner.outdir import move_file, superseded_relpath, video_relpath, write_failure
 from runner.polling import (
     JobGone,
     ListWatcher,
@@ -72,8 +72,11 @@ class Follower:
         out_dir: Path,
         note: Callable[[str], None],
         clock: Clock,
+        halt: Callable[[HaltReason, str], None] = lambda _reason, _detail: None,
     ) -> None:
         self._book = book
+        self._halt = halt
+        self._unwritable: str | None = None  # why the folder could not be written
         self._get_job = get_job
         self._watcher = watcher
         self._policy = policy
@@ -155,29 +158,54 @@ class Follower:
             await self._book.record(Superseded(
                 job=spec.id, asset_id=asset.asset_id, path=rel, previous=asset.path,
                 sha256=asset.sha256, bytes=asset.bytes, attempt=record.attempt))
-            await anyio.to_thread.run_sync(move_file, source, self._out_dir / rel)
+            try:
+                await anyio.to_thread.run_sync(move_file, source, self._out_dir / rel)
+            except OSError as exc:  # the next run finishes the move the ledger recorded
+                raise LocalWriteError(write_failure(exc, self._out_dir)) from exc
             self._note(f"{spec.id}: its attempt-{record.attempt} video is kept at {rel}")
 
     async def download(
         self, spec: JobSpec, asset_ids: tuple[str, ...], have: frozenset[str] = frozenset()
     ) -> bool:
-        """Fetch every asset not in `have`; True when all files are in place and verified."""
+        """Fetch every asset not in `have`; True when all files are in place and verified.
+
+        A file the folder cannot take (disk full, read-only) halts the run, once; later
+        downloads are not tried (each would fill the disk again, and the ledger needs its
+        few bytes): they are recorded failed and the next run fetches them.
+        """
         ok = True
         for index, asset_id in enumerate(asset_ids):
             if asset_id in have:
                 continue
-            rel = video_relpath(spec.id, index, len(asset_ids))
-            try:
-                got = await self._fetch(asset_id, self._out_dir / rel)
-            except ApiError as exc:
+            if self._unwritable is not None:
+                await self._book.record(DownloadFailed(
+                    job=spec.id, asset_id=asset_id,
+                    error=f"not downloaded: {self._unwritable}"))
                 ok = False
-                await self._book.record(DownloadFailed(job=spec.id, asset_id=asset_id,
-                                                       error=str(exc)))
-                self._note(f"{spec.id}: download of {asset_id} failed: {exc}")
                 continue
-            await self._book.record(Downloaded(job=spec.id, asset_id=asset_id, path=rel,
-                                               sha256=got.sha256, bytes=got.bytes))
+            ok = await self._fetch_one(spec, asset_id, index, len(asset_ids)) and ok
         return ok
+
+    async def _fetch_one(self, spec: JobSpec, asset_id: str, index: int, count: int) -> bool:
+        rel = video_relpath(spec.id, index, count)
+        try:
+            got = await self._fetch(asset_id, self._out_dir / rel)
+        except ApiError as exc:
+            await self._book.record(DownloadFailed(job=spec.id, asset_id=asset_id,
+                                                   error=str(exc)))
+            self._note(f"{spec.id}: download of {asset_id} failed: {exc}")
+            return False
+        except LocalWriteError as exc:
+            detail = exc.message if exc.cause is None else write_failure(
+                exc.cause, self._out_dir, exc.needed)
+            self._unwritable = self._unwritable or detail
+            self._halt(HaltReason.DISK, detail)
+            await self._book.record(DownloadFailed(job=spec.id, asset_id=asset_id,
+                                                   error=f"not written: {detail}"))
+            return False
+        await self._book.record(Downloaded(job=spec.id, asset_id=asset_id, path=rel,
+                                           sha256=got.sha256, bytes=got.bytes))
+        return True
 
 
 _RUNNING = frozenset({RemoteStatus.WARMING_UP, RemoteStatus.IN_PROGRESS, RemoteStatus.FINALIZING})

@@ -25,6 +25,7 @@ from runner.clock import Clock
 from runner.domain import JobSpec, RemoteJob, Submission
 from runner.errors import (
     ApiError,
+    LocalWriteError,
     OutcomeUnknownError,
     PermanentApiError,
     TransientApiError,
@@ -118,15 +119,7 @@ class Submitter:
         for _ in range(MAX_REPOSTS):
             if not self._may_submit():
                 return SubmitOutcome()
-            try:
-                price = await self._price_of(spec, body)
-            except ApiError as exc:
-                return await self._refused(spec, attempt, exc, what="pricing it (dry run)")
-            try:
-                with self._budget.reservation(price) as reservation:
-                    outcome = await self._post(spec, body, attempt, reservation, inputs)
-            except OverBudget as exc:
-                return SubmitOutcome(halt=HaltReason.BUDGET, detail=f"{spec.id}: {exc}")
+            outcome = await self._once(spec, body, attempt, inputs)
             if outcome is not _Repost.REPOST:
                 return outcome
             attempt = self._book.next_attempt(spec.id)
@@ -134,6 +127,22 @@ class Submitter:
             job=spec.id, attempt=attempt,
             error="reconciliation kept finding no job; gave up re-posting"))
         return SubmitOutcome()
+
+    async def _once(
+        self, spec: JobSpec, body: Body, attempt: int, inputs: tuple[dict[str, str], ...]
+    ) -> SubmitOutcome | _Repost:
+        """Price, reserve and post one attempt."""
+        try:
+            price = await self._price_of(spec, body)
+        except ApiError as exc:
+            return await self._refused(spec, attempt, exc, what="pricing it (dry run)")
+        try:
+            with self._budget.reservation(price) as reservation:
+                return await self._post(spec, body, attempt, reservation, inputs)
+        except OverBudget as exc:
+            return SubmitOutcome(halt=HaltReason.BUDGET, detail=f"{spec.id}: {exc}")
+        except LocalWriteError as exc:  # its old video could not be set aside
+            return SubmitOutcome(halt=HaltReason.DISK, detail=f"{spec.id}: {exc}")
 
     async def _price_of(self, spec: JobSpec, body: Body) -> float:
         # Without a budget nothing is reserved, so no dry run is spent on a price.

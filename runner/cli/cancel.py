@@ -16,7 +16,7 @@ from runner.batch import cancel_jobs, cancel_targets, record_cancellations
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint
 from runner.cli.status import load_views
-from runner.errors import EXIT_JOBS_FAILED, UsageError
+from runner.errors import EXIT_JOBS_FAILED, FolderError, UsageError
 from runner.outdir import SIMULATOR, read_batch
 
 NAME = "cancel"
@@ -40,8 +40,6 @@ def execute(args: argparse.Namespace) -> int:
     base_url, credentials = api_endpoint(args.base_url)
     _check_origin(args.directory, api_origin(base_url))
     outcomes = anyio.run(cancel_jobs, base_url, credentials, targets.jobs)
-    if not record_cancellations(args.directory, outcomes):
-        output.err("a run holds this folder: it will record the cancellations itself")
     refused = [o for o in outcomes if o.refusal is not None]
     for outcome in outcomes:
         text = f"refused: {outcome.refusal}" if outcome.refusal else (
@@ -49,6 +47,13 @@ def execute(args: argparse.Namespace) -> int:
         output.out(f"{outcome.job}  {outcome.job_id}  {text}")
     output.out(f"{len(outcomes) - len(refused)} cancel request(s) accepted, "
                f"{len(refused)} refused")
+    try:
+        recorded = record_cancellations(args.directory, outcomes)
+    except FolderError as exc:  # the API did cancel: the next run's polling records it
+        raise FolderError(f"the cancellations were not recorded: {exc.message}",
+                          hint="the next run sees them at the API") from None
+    if not recorded:
+        output.err("a run holds this folder: it will record the cancellations itself")
     return EXIT_JOBS_FAILED if refused else 0
 
 

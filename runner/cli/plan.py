@@ -20,6 +20,7 @@ from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.validate import add_manifest_switches, load_from_args, problem_json
 from runner.errors import EXIT_OK, EXIT_USAGE, ManifestError
 from runner.manifest import Manifest
+from runner.outdir import writing
 from runner.schemas import SchemaRegistry
 from runner.views import PlanSummary, job_seconds, summarize_plan
 
@@ -75,7 +76,8 @@ def execute(args: argparse.Namespace) -> int:
 def _estimate(args: argparse.Namespace, manifest: Manifest, registry: SchemaRegistry) -> Estimate:
     endpoint = None if args.simulate else api_endpoint(args.base_url)
     out_dir = (args.output or Path("output") / args.manifest.stem).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     return anyio.run(_estimate_async, manifest, registry, endpoint, out_dir)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from runner.cli import output
 from runner.cli.status import load_views
 from runner.clock import REAL_CLOCK
-from runner.outdir import write_atomically
+from runner.outdir import write_atomically, writing
 from runner.views import render_report
 
 NAME = "report"
@@ -22,14 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def write_report(directory: Path) -> Path:
     """Render the folder's job views into DIR/report.html (atomically); its path.
-    UsageError when the folder holds no run."""
+    UsageError when the folder holds no run, FolderError when it cannot be written."""
     page = render_report(
         load_views(directory),
         title=f"kling-batch report — {directory.resolve().name}",
         generated_at=REAL_CLOCK.now_iso(),
     )
     path = directory / REPORT_NAME
-    write_atomically(path, [page.encode("utf-8")])
+    with writing(directory):  # a read-only folder: one line, exit 2
+        write_atomically(path, [page.encode("utf-8")])
     return path
 
 

@@ -10,7 +10,7 @@ planned): append events durably, read them back in order.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -97,8 +97,12 @@ class LedgerWriter:
     record is safe (the intent before a POST, the jobId before anything else) just awaits it.
     """
 
-    def __init__(self, ledger: Ledger, *, buffer: int = 1024) -> None:
+    def __init__(
+        self, ledger: Ledger, *, buffer: int = 1024,
+        describe: Callable[[OSError], str] = str,
+    ) -> None:
         self._ledger = ledger
+        self._describe = describe  # the failure as a person reads it (folder, free space)
         self._failure: OSError | None = None
         self._send, self._receive = anyio.create_memory_object_stream[
             tuple[Event, anyio.Event]
@@ -119,7 +123,8 @@ class LedgerWriter:
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
             raise LedgerWriteError(
-                f"the ledger could not be written ({self._failure}); the run stopped",
+                f"the ledger could not be written ({self._describe(self._failure)}); the run "
+                "stopped",
                 hint="free disk space or fix the folder's permissions, then run the same "
                 "command to resume",
             ) from self._failure

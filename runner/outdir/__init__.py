@@ -25,6 +25,7 @@ from runner.outdir.files import (
     metadata_rows,
     move_file,
     read_plan,
+    remove_stale_parts,
     superseded_relpath,
     verified_assets,
     video_name_clashes,
@@ -44,6 +45,7 @@ from runner.outdir.index import (
     run_elsewhere,
 )
 from runner.outdir.lock import LOCK_NAME, LockInfo, hold_lock, read_lock
+from runner.outdir.space import free_space, human_size, write_failure, write_hint, writing
 
 __all__ = [
     "BATCH_NAME",
@@ -64,8 +66,10 @@ __all__ = [
     "default_index_path",
     "file_matches",
     "file_sha256",
+    "free_space",
     "fsync_dir",
     "hold_lock",
+    "human_size",
     "is_new_folder",
     "metadata_rows",
     "move_file",
@@ -75,6 +79,7 @@ __all__ = [
     "read_plan",
     "refuse_if_run_elsewhere",
     "remember",
+    "remove_stale_parts",
     "run_elsewhere",
     "superseded_relpath",
     "verified_assets",
@@ -82,6 +87,9 @@ __all__ = [
     "video_relpath",
     "write_atomically",
     "write_batch",
+    "write_failure",
+    "write_hint",
     "write_metadata",
     "write_plan",
+    "writing",
 ]

@@ -62,6 +62,18 @@ def move_file(source: Path, dest: Path) -> None:
     fsync_dir(source.parent)
 
 
+def remove_stale_parts(directory: Path, names: Iterable[str]) -> int:
+    """Delete the temporary files a killed run left: `.part` downloads under videos/ and
+    the temp copies of `names` (files written atomically beside themselves). Only while
+    holding the folder's lock: no other runner is writing them."""
+    stale = [*(directory / VIDEOS_DIR).glob(".*.part-*")]
+    for name in names:
+        stale.extend(directory.glob(f".{name}.*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def complete_moves(directory: Path, records: Iterable[JobRecord]) -> int:
     """Finish the moves of superseded videos a killed run recorded but did not make (the
     ledger is written first); returns how many were finished."""
