@@ -200,13 +200,13 @@ def test_inputs_are_checked_for_content_and_place(
 def test_outside_files_are_allowed_by_the_switch(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "knight.png").write_bytes(png_bytes())
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "knight.png").write_bytes(png_bytes())
     folder = tmp_path / "project"
     folder.mkdir()
-    (folder / "knight.png").symlink_to(tmp_path / "shared" / "knight.png")
+    (folder / "knight.png").symlink_to(tmp_path / "library" / "knight.png")
     manifest = folder / "m.yaml"
-    manifest.write_text(image_job("knight.png") + image_job("../shared/knight.png")
+    manifest.write_text(image_job("knight.png") + image_job("../library/knight.png")
                         .replace("version: 1\njobs:\n", "").replace("id: a", "id: b"))
     assert main(["validate", str(manifest)]) == 2
     capsys.readouterr()
