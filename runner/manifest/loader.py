@@ -14,7 +14,7 @@ from runner.manifest.expansion import Context, Draft, expand_job
 from runner.manifest.files import FileChecker
 from runner.manifest.ids import DuplicateIds, draft_name, final_id, id_problems
 from runner.manifest.settings import parse_settings
-from runner.manifest.values import blank_prompts, unsendable
+from runner.manifest.values import value_problems
 from runner.manifest.yaml_builder import parse_yaml
 from runner.manifest.yaml_source import (
     LocDict,
@@ -53,6 +53,15 @@ class _Checks:
     files: FileChecker | None
     ids: DuplicateIds
     base_dir: Path
+    # One LocalInput per distinct (field, path): 100,000 jobs usually share a few files.
+    inputs: dict[tuple[str, str], LocalInput] = dataclasses.field(default_factory=dict)
+
+    def local_input(self, asset: AssetInput) -> LocalInput:
+        key = (asset.path, asset.value)
+        if key not in self.inputs:
+            self.inputs[key] = LocalInput(asset.path, asset.pointer, asset.value,
+                                          asset.local_path(self.base_dir))
+        return self.inputs[key]
 
 
 def load_manifest(
@@ -74,7 +83,9 @@ def load_manifest(
     problems: list[Problem] = []
     try:
         text = read_text(path, shown)
+        digest = _text_sha256(text)
         root, problems, aliased = parse_yaml(text, shown)
+        del text  # not kept alive while the jobs are built
     except SourceFailure as exc:
         raise ManifestError([exc.problem]) from None
     if root is None:
@@ -100,8 +111,15 @@ def load_manifest(
     if any(p.severity == "error" for p in problems):
         raise ManifestError(sorted(_once_each(problems), key=_order))
     warnings = tuple(p for p in problems if p.severity == "warning")
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Manifest(path, tuple(jobs), settings, warnings, digest)
+
+
+def _text_sha256(text: str) -> str:
+    """SHA-256 of the text as UTF-8, in slices (no second copy of a large manifest)."""
+    digest = hashlib.sha256()
+    for start in range(0, len(text), 1 << 20):
+        digest.update(text[start:start + (1 << 20)].encode("utf-8"))
+    return digest.hexdigest()
 
 
 def _order(item: Problem) -> tuple[str, int, int]:
@@ -193,20 +211,19 @@ def _kind(value: Any) -> str:
 def _finish(draft: Draft, checks: _Checks, problems: list[Problem]) -> JobSpec:
     params = to_plain(draft.params)
     model = draft.model if isinstance(draft.model, str) else None
-    bad = list(unsendable(params))
-    if bad:
+    found = value_problems(params)
+    if any(item.fatal for item in found):
         name = draft_name(draft)
-        for pointer, shown, message, hint in bad:
-            mark = mark_at(draft.params, pointer, draft.mark)
-            problems.append(problem(message, mark, job=name, model=model,
-                                    path=format_path(shown), hint=hint))
+        for item in found:
+            mark = mark_at(draft.params, item.pointer, draft.mark)
+            problems.append(problem(item.message, mark, job=name, model=model,
+                                    path=format_path(item.shown), hint=item.hint))
         return JobSpec(name or "", model or "", {}, location(draft.mark), checks.base_dir)
     job_id = final_id(draft, params)
-    for pointer in blank_prompts(params):
-        problems.append(problem("the prompt is only whitespace",
-                                mark_at(draft.params, pointer, draft.mark), job=job_id,
-                                model=model, path=format_path(pointer),
-                                hint="write a prompt, or null to leave a default unset"))
+    for item in found:
+        problems.append(problem(item.message, mark_at(draft.params, item.pointer, draft.mark),
+                                job=job_id, model=model, path=format_path(item.shown),
+                                hint=item.hint))
     problems.extend(id_problems(draft, job_id, model))
     duplicate = checks.ids.check(job_id, draft, model)
     if duplicate is not None:
@@ -216,8 +233,7 @@ def _finish(draft: Draft, checks: _Checks, problems: list[Problem]) -> JobSpec:
         return JobSpec(job_id, "", params, location(draft.mark), checks.base_dir)
     assets = checks.registry.asset_inputs(model, params)
     problems.extend(_param_problems(draft, job_id, model, params, checks, assets=assets))
-    inputs = tuple(LocalInput(a.path, a.pointer, a.value, a.local_path(checks.base_dir))
-                   for a in assets if not a.is_asset_id)
+    inputs = tuple(checks.local_input(a) for a in assets if not a.is_asset_id)
     return JobSpec(job_id, model, params, location(draft.mark), checks.base_dir, inputs,
                    _numbering(draft))
 
