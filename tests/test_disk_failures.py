@@ -128,6 +128,25 @@ def test_a_full_disk_halts_resumably_in_one_line(
     assert len(list((out / "videos").glob("*.mp4"))) == 12
 
 
+def test_a_ledger_that_cannot_be_written_stops_the_run_in_one_line(
+    small_disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _remount(small_disk, "size=48k")  # so small that the ledger itself fills it
+    manifest = write_manifest(tmp_path, t2v_jobs(40))
+    out = small_disk / "out"
+    with background_simulator() as sim:
+        assert run_cli(manifest, out, sim, "--concurrency", "8") == 3
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert f"the ledger could not be written (no space left on the disk holding {out}" in err
+        assert len(sim.stats.jobs) < 40
+        _remount(small_disk, "size=64m")
+        # Whatever the ledger missed is reconciled: every job once, none lost.
+        assert run_cli(manifest, out, sim) == 0
+        assert set(sim.stats.submissions_by_fingerprint.values()) == {1}
+        assert len(sim.stats.submissions_by_fingerprint) == 40
+
+
 def run_limited(manifest: Path, out: Path, sim: Simulator, limit: int) -> tuple[int, str]:
     """`kling-batch run` in a process whose files may not grow past `limit` bytes (a real
     RLIMIT_FSIZE: every write past it fails with EFBIG; Python ignores SIGXFSZ)."""
