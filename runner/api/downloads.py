@@ -13,10 +13,12 @@ fresh one, so a 403 (or any 4xx) from the CDN is answered by refreshing.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,9 +85,10 @@ class _PartFile:
     being written, for the message.
     """
 
-    def __init__(self, dest: Path, *, needed: int | None = None) -> None:
+    def __init__(self, dest: Path, *, needed: int | None = None, keep_free: int = 0) -> None:
         self.path = part_path(dest)
         self._needed = needed
+        self._keep_free = keep_free
         with self._writing():
             dest.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("xb")
@@ -104,6 +107,12 @@ class _PartFile:
     def write(self, block: bytes) -> None:
         self._hash.update(block)
         with self._writing():
+            if self._keep_free and shutil.disk_usage(self.path.parent).free - len(
+                    block) < self._keep_free:
+                # Never take the last bytes of the disk: the ledger needs them to record
+                # what happened (a job's jobId, its outcome) more than this file does.
+                raise OSError(errno.ENOSPC, f"less than {self._keep_free} bytes would be "
+                              "left free")
             self._handle.write(block)
         self.size += len(block)
 
@@ -178,6 +187,8 @@ async def _fetch(
     dest: Path,
     chunk_size: int,
     client_timeout: aiohttp.ClientTimeout,
+    *,
+    keep_free: int = 0,
 ) -> DownloadedFile:
     # encoded=True: a signed URL must reach the CDN byte for byte, never re-quoted.
     # identity: a compressed transfer would make Content-Length disagree with the file.
@@ -191,7 +202,7 @@ async def _fetch(
         limit = max((n for n in (length, asset.size) if n is not None), default=None)
         # Created here, not on a thread: once it exists, the `finally` below must own it,
         # and a cancelled thread hop could leave it behind.
-        part = _PartFile(dest, needed=limit)
+        part = _PartFile(dest, needed=limit, keep_free=keep_free)
         try:
             await _stream(response, part, chunk_size, limit)
             if (problem := size_problem(part.size, length, asset.size)) is not None:
@@ -214,8 +225,10 @@ async def download_asset(
     chunk_size: int = 1 << 16,
     read_timeout: float = 60.0,
     poll_interval: float = 1.0,
+    keep_free: int = 0,
 ) -> DownloadedFile:
-    """Download asset `asset_id` to `dest`, verified and atomically placed.
+    """Download asset `asset_id` to `dest`, verified and atomically placed; the file never
+    leaves less than `keep_free` bytes free on its disk.
 
     Each attempt fetches the asset (waiting while it is pending) for a fresh signed URL and
     streams it without credentials. An expired URL (403 and other 4xx) is refreshed at
@@ -230,7 +243,7 @@ async def download_asset(
     for attempt in range(max(1, attempts)):
         asset = await ready_asset(client, asset_id, poll_interval=poll_interval)
         try:
-            return await _fetch(session, asset, dest, chunk_size, timeout)
+            return await _fetch(session, asset, dest, chunk_size, timeout, keep_free=keep_free)
         except (aiohttp.ClientError, TimeoutError) as exc:
             failures.append(_AttemptFailed(f"{type(exc).__name__}: {exc}"))
         except _AttemptFailed as failure:

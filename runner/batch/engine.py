@@ -71,6 +71,8 @@ class RunOptions:
     budget: float | None = None
     max_failures: FailureLimit = field(default_factory=FailureLimit)
     auto_retries: int = 1
+    # Bytes a download never takes from the folder's disk: the ledger's and metadata's room.
+    keep_free: int = 16 * 1024 * 1024
     retry_failed: bool = False
     redo_changed: bool = False
     redo_ids: frozenset[str] = frozenset()
@@ -249,7 +251,8 @@ def _scheduler(
         return await input_files(spec, body, uploader.content_hash)
 
     async def fetch(asset_id: str, dest: Path) -> DownloadedFile:
-        return await download_asset(client, cdn_session, asset_id, dest)
+        return await download_asset(client, cdn_session, asset_id, dest,
+                                    keep_free=options.keep_free)
 
     follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
                         policy=options.poll, fetch=fetch, out_dir=options.out_dir, note=note,

@@ -65,13 +65,16 @@ class JsonlLedger:
             yield from parse_lines(fh)
 
     def write_batch(self, events: list[Event]) -> None:
-        """Append `events` durably (flush + fsync) in one write."""
+        """Append `events` durably (flush + fsync) in one write; raises OSError when not
+        every byte could be written (a short write is never taken for a whole one)."""
         data = b"".join(encode_event(e) for e in events)
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             if _has_torn_tail(self._fd):
                 data = b"\n" + data  # close the torn line so ours stand alone
-        os.write(self._fd, data)
+        view = memoryview(data)
+        while view:  # a full disk may take part of a write and refuse the rest
+            view = view[os.write(self._fd, view):]
         os.fsync(self._fd)
 
     async def append_many(self, events: list[Event]) -> None:
