@@ -9,9 +9,8 @@ parse, is skipped by `from_line` (a newer writer may add kinds; a torn line is n
 Kinds, in the order a job usually meets them:
 
 - `intent` (attempt, model, params, body, fingerprint, inputs): about to POST; durable
-  *before* the request leaves, so a crash after sending is always reconcilable. `inputs`
-  lists each local file of the job (`field`, `path` as written, `sha256`, `assetId`): a
-  file whose content changes makes the job a changed job.
+  *before* the request leaves, so a crash after sending is always reconcilable. `inputs`:
+  each local file (`field`, `path` as written, `sha256`, `assetId`).
 - `submitted` (jobId, model, attempt, cost, reconciled): the API created the job, or
   reconciliation adopted one it had created.
 - `unknown` (attempt, error): the POST's fate is unknown; reconcile before posting again.
@@ -31,9 +30,8 @@ Kinds, in the order a job usually meets them:
 - `downloaded` (assetId, path, sha256, bytes): a verified file is in place (path relative
   to the output folder).
 - `download-failed` (assetId, error): the file could not be fetched this time.
-- `superseded` (assetId, path, previous, sha256, bytes, attempt): a new attempt is about
-  to replace the job's video; the old one (made by `attempt`) is kept at `path`
-  (`superseded/<id>/attempt-<n>/...`), moved from `previous` right after this line.
+- `superseded` (assetId, path, previous, sha256, bytes, attempt): a new attempt will
+  replace the video of `attempt`: it is kept at `path`, moved from `previous` after this.
 """
 
 from __future__ import annotations
@@ -261,15 +259,11 @@ _OUTCOMES = {o.value: o for o in Outcome}
 
 def _coerce(cls: type[_Event], values: dict[str, Any]) -> Event:
     """Types as the dataclass declares them, from JSON's (a hand-edited line may differ)."""
-    if "attempt" in values:
-        values["attempt"] = int(values["attempt"])
-    elif "attempt" in _FIELDS[cls]:
-        values["attempt"] = 1
+    if "attempt" in _FIELDS[cls]:
+        values["attempt"] = int(values.get("attempt", 1))
     for name, convert in _CONVERT.items():
         if name in values:
             values[name] = convert(values[name])
-    if values.get("cost") is not None:
-        values["cost"] = float(values["cost"])
     if "job_id" in _FIELDS[cls] and values.get("job_id") is None:
         if cls is Submitted:
             # A job "created" without a jobId could be neither polled nor reconciled: the
@@ -289,23 +283,19 @@ def _asset_ids(value: Any) -> tuple[str, ...]:
 def _inputs(value: Any) -> tuple[Mapping[str, str], ...]:
     # Never a reason to drop an intent (its POST must stay reconcilable): what does not
     # parse is left out.
-    if not isinstance(value, list):
-        return ()
     return tuple(
         {str(k): str(v) for k, v in item.items()} for item in value
         if isinstance(item, Mapping) and all(isinstance(v, str) for v in item.values())
-    )
+    ) if isinstance(value, list) else ()
 
 
 def _status(value: Any) -> Any:
     # 0.1 wrote a rejection's HTTP status as a number; the event declares text.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 # field -> JSON value as the dataclass declares it
 _CONVERT: dict[str, Callable[[Any], Any]] = {
     "asset_ids": _asset_ids, "inputs": _inputs, "status": _status, "bytes": int,
-    "reconciled": bool,
+    "cost": lambda v: None if v is None else float(v), "reconciled": bool,
 }
