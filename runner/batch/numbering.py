@@ -34,14 +34,17 @@ def _key(model: str | None, params: Mapping[str, Any] | None) -> _Key:
     return str(model), canonical_json(dict(params or {}))
 
 
-def _paid_rows(stem: str, records: Mapping[str, JobRecord]) -> dict[int, _Key]:
-    """number -> content of the ledger's first-copy jobs `<stem>-<digits>`."""
-    pattern = re.compile(re.escape(stem) + r"-(\d+)")
-    rows: dict[int, _Key] = {}
+_NUMBERED = re.compile(r"(.+)-(\d+)")
+
+
+def _paid_rows(records: Mapping[str, JobRecord]) -> dict[str, dict[int, _Key]]:
+    """stem -> number -> content of the ledger's first-copy jobs `<stem>-<digits>`, in one
+    pass over the records (a manifest may have thousands of templates)."""
+    rows: dict[str, dict[int, _Key]] = defaultdict(dict)
     for job, record in records.items():
-        found = pattern.fullmatch(job)
+        found = _NUMBERED.fullmatch(job)
         if found is not None and record.params is not None:
-            rows[int(found.group(1))] = _key(record.model, record.params)
+            rows[found.group(1)][int(found.group(2))] = _key(record.model, record.params)
     return rows
 
 
@@ -74,10 +77,25 @@ def row_numbers(
     return chosen
 
 
-def _occupied(stem: str, specs: Sequence[JobSpec]) -> frozenset[int]:
-    pattern = re.compile(re.escape(stem) + r"-(\d+)", re.IGNORECASE)
-    return frozenset(int(found.group(1)) for spec in specs if spec.numbering is None
-                     if (found := pattern.fullmatch(spec.id)) is not None)
+def _occupied(specs: Sequence[JobSpec]) -> dict[str, frozenset[int]]:
+    """stem (case-folded) -> the numbers that jobs with given ids hold, e.g. `shot-0007`."""
+    held: dict[str, set[int]] = defaultdict(set)
+    for spec in specs:
+        if spec.numbering is None and (found := _NUMBERED.fullmatch(spec.id)) is not None:
+            held[found.group(1).casefold()].add(int(found.group(2)))
+    return {stem: frozenset(numbers) for stem, numbers in held.items()}
+
+
+def _in_place(specs: Sequence[JobSpec], records: Mapping[str, JobRecord]) -> bool:
+    """True when every expanded job has its own paid job, the same: nothing moved (the
+    common resume, decided without hashing 100,000 params)."""
+    for spec in specs:
+        if spec.numbering is None:
+            continue
+        record = records.get(spec.id)
+        if record is None or record.model != spec.model or record.params != spec.params:
+            return False
+    return True
 
 
 def keep_paid_numbers(
@@ -85,13 +103,17 @@ def keep_paid_numbers(
 ) -> tuple[tuple[JobSpec, ...], tuple[str, ...]]:
     """The specs with expanded ids mapped onto the ids their rows were paid under, and one
     line per template whose rows moved (nothing changes when nothing moved)."""
+    if not records or _in_place(specs, records):
+        return tuple(specs), ()
     groups: dict[str, dict[int, _Key]] = defaultdict(dict)
     for spec in specs:
         if spec.numbering is not None and spec.numbering.repeat == 1:
             groups[spec.numbering.stem][spec.numbering.number] = _key(spec.model, spec.params)
+    paid, occupied = _paid_rows(records), _occupied(specs)
     moves: dict[str, dict[int, int]] = {}
     for stem, rows in groups.items():
-        chosen = row_numbers(rows, _paid_rows(stem, records), _occupied(stem, specs))
+        chosen = row_numbers(rows, paid.get(stem, {}),
+                             occupied.get(stem.casefold(), frozenset()))
         if any(old != new for old, new in chosen.items()):
             moves[stem] = chosen
     if not moves:
