@@ -81,9 +81,16 @@ def _submitted_jobs(folder: Path) -> int:
     return sum(1 for r in records if r.job_id or r.previous_job_ids or r.unresolved_intent)
 
 
+def _same_api(origin: str | None, wanted: BatchIdentity) -> bool:
+    # A batch against another origin (the simulator's test run of a manifest, a staging
+    # API) paid nothing that a run against this one would pay again.
+    return origin is None or wanted.origin is None or origin == wanted.origin
+
+
 def run_elsewhere(index: Path, wanted: BatchIdentity, folder: Path) -> tuple[Path, int] | None:
     """The other folder (and how many of its jobs were submitted) that already holds the
-    batch of `wanted`'s manifest, the most recent first; None when there is none."""
+    batch of `wanted`'s manifest against the same API, the most recent first; None when
+    there is none."""
     entries = [e for e in read_index(index)
                if e.folder != str(folder)
                and (e.manifest == wanted.manifest or e.sha256 == wanted.manifest_sha256)]
@@ -97,7 +104,9 @@ def run_elsewhere(index: Path, wanted: BatchIdentity, folder: Path) -> tuple[Pat
             batch = read_batch(other)
         except UsageError:
             continue
-        if batch is not None and batch.names(wanted) and (count := _submitted_jobs(other)):
+        if batch is None or not batch.names(wanted) or not _same_api(batch.origin, wanted):
+            continue
+        if count := _submitted_jobs(other):
             return other, count
     return None
 
