@@ -278,3 +278,20 @@ def test_x_keys_at_the_top_hold_anchors_for_reuse(
     assert code == 0, out
     code, out = validate(tmp_path, text.replace("x-shot", "shot"), capsys)
     assert code == 2 and "unknown top-level key 'shot'" in out
+
+
+@pytest.mark.usefixtures("api_credentials")
+@pytest.mark.parametrize("where", ["a-file", "a-file/below"])
+def test_an_output_folder_that_is_a_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], quiet_simulator: Simulator, where: str
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    manifest = write_manifest(tmp_path, t2v_jobs(1))
+    before = sum(quiet_simulator.stats.requests_by_endpoint.values())
+    capsys.readouterr()
+    code = main(["run", str(manifest), "-o", str(tmp_path / where),
+                 "--base-url", quiet_simulator.base_url, *FAST_RUN])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(tmp_path / where) in err
+    assert sum(quiet_simulator.stats.requests_by_endpoint.values()) == before
