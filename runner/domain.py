@@ -55,11 +55,41 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalInput:
+    """A local file one of a job's asset fields names: `field` is its JSON path
+    (`params.startImage`), `pointer` the keys and indexes to it, `value` the path as
+    written, `path` the file it names."""
+
+    field: str
+    pointer: tuple[str | int, ...]
+    value: str
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Numbering:
+    """How an expanded job's id was made: `<stem>-<number>` (zero-padded to `width`), and
+    `-r<repeat>` past the first copy. A run may renumber a row to keep the id it was paid
+    under when lines were inserted or deleted before it (`runner.batch.numbering`)."""
+
+    stem: str
+    number: int
+    width: int
+    repeat: int = 1
+
+    def id_for(self, number: int) -> str:
+        """The job's id were its row numbered `number`."""
+        tail = f"-r{self.repeat}" if self.repeat > 1 else ""
+        return f"{self.stem}-{number:0{self.width}d}{tail}"
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """One generation request of the manifest, defaults merged, ready to validate or send.
 
     `params` is the request body as the user wrote it: asset inputs may still be local file
-    paths, relative to `base_dir` (the manifest's folder).
+    paths, relative to `base_dir` (the manifest's folder); `inputs` lists them. The content
+    of each is part of what the job is: a changed file is a changed job.
     """
 
     id: str
@@ -67,6 +97,8 @@ class JobSpec:
     params: Mapping[str, Any]
     location: SourceLocation
     base_dir: Path
+    inputs: tuple[LocalInput, ...] = ()
+    numbering: Numbering | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +115,9 @@ class RunSettings:
     job_timeout: float | None = None
     max_failures: str | None = None  # "N" or "N%"
     budget: float | None = None
+    poll_mode: str | None = None  # "list" or "each"
+    auto_retries: int | None = None
+    settle: float | None = None
 
 
 class RemoteStatus(enum.Enum):

@@ -2,10 +2,14 @@
 
     KlingBatchError                 root; the CLI catches it and never shows a traceback
     ├── UsageError                  bad input or configuration (exit 2), nothing was sent
-    │   └── ManifestError           a manifest with problems; carries every Problem at once
+    │   ├── ManifestError           a manifest with problems; carries every Problem at once
+    │   └── FolderError             the output folder cannot be written as a command starts
+    │                               (read-only, no permission, full): nothing was sent
     ├── LockedError                 another runner holds the output folder (exit 2)
     ├── HaltError                   the run stopped on purpose (exit 3), resumable
-    │   └── LedgerWriteError        the ledger could not be written (disk full): stop now
+    │   ├── LedgerWriteError        the ledger could not be written (disk full): stop now
+    │   └── LocalWriteError         a file of the folder could not be written during a run
+    │                               (a video, a superseded move): the run halts
     └── ApiError                    the Scenario API answered badly, or not at all
         ├── TransientApiError       408, 409, 429, 5xx, resets, timeouts: worth retrying
         │   └── RateLimitedError    429 (or a slow-down hint): carries the server's delay
@@ -64,6 +68,11 @@ class ManifestError(UsageError):
         super().__init__(f"{len(errors)} problem(s) in the manifest")
 
 
+class FolderError(UsageError):
+    """The output folder cannot be written when a command starts (read-only, no
+    permission, no space): a one-line error, exit 2, nothing sent."""
+
+
 class LockedError(KlingBatchError):
     """Another live runner holds the output folder."""
 
@@ -81,6 +90,21 @@ class LedgerWriteError(HaltError):
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(f"{message} — {hint}" if hint else message)
+
+
+class LocalWriteError(HaltError):
+    """A file of the output folder could not be written while a run was going (disk full,
+    read-only, no permission); `needed` is the size of what was being written, in bytes,
+    when known, `cause` the OSError. The run halts (exit 3) and resumes once the folder can
+    be written."""
+
+    def __init__(
+        self, message: str, *, needed: int | None = None, cause: OSError | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.needed = needed
+        self.cause = cause
 
 
 class ApiError(KlingBatchError):

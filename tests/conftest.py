@@ -19,6 +19,14 @@ from runner.simulator import Simulator, SimulatorConfig, start_simulator
 from tests.helpers.simulator import FAST_CONFIG, SimClient, SimulatorFactory
 
 
+@pytest.fixture(autouse=True)
+def own_batch_index(tmp_path_factory: pytest.TempPathFactory,
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own per-user index of batches (`$XDG_STATE_HOME`), so no test
+    reads or writes the user's, nor another test's."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 async def simulator() -> AsyncIterator[Simulator]:
     """A fast, fault-free simulator on free loopback ports."""

@@ -74,7 +74,9 @@ def test_failure_limit_reached(
 
 def test_halt_reasons_read_as_sentences() -> None:
     assert HaltReason.BUDGET.value == "the next job would pass the budget"
-    assert {r.name for r in HaltReason} == {"AUTH", "CREDIT", "FAILURES", "BUDGET", "INTERRUPTED"}
+    assert HaltReason.DISK.value == "the output folder could not be written"
+    assert {r.name for r in HaltReason} == {"AUTH", "CREDIT", "FAILURES", "BUDGET", "DISK",
+                                            "INTERRUPTED"}
 
 
 @pytest.mark.parametrize(
@@ -131,4 +133,29 @@ def test_counting_failures_halts_at_the_limit() -> None:
     assert control.submissions_allowed
     control.count_failure()
     assert control.halt is HaltReason.FAILURES and control.failures == 2
-    assert notes == [f"halting: {HaltReason.FAILURES.value} (2 of 10 jobs failed)"]
+    assert notes == [f"halting: {HaltReason.FAILURES.value} (2 of 10 jobs have failed in this "
+                     "folder, 2 of them in this run; the limit is 2)"]
+
+
+@pytest.mark.parametrize(
+    ("before", "limit", "halted_at_start", "halted_after_one"),
+    [
+        (0, FailureLimit(count=5), False, False),
+        (4, FailureLimit(count=5), False, True),
+        (5, FailureLimit(count=5), True, True),
+        (35, FailureLimit(count=5), True, True),
+        (9, FailureLimit(percent=10.0), False, True),  # 10 % of 100
+        (10, FailureLimit(percent=10.0), True, True),
+        (3, FailureLimit(), False, False),
+    ],
+)
+def test_failures_count_over_the_folder(
+    before: int, limit: FailureLimit, halted_at_start: bool, halted_after_one: bool
+) -> None:
+    notes: list[str] = []
+    control = Control(total=100, limit=limit, note=notes.append, failed_before=before)
+    assert (control.halt is HaltReason.FAILURES) is halted_at_start
+    control.count_failure()
+    assert (control.halt is HaltReason.FAILURES) is halted_after_one
+    if halted_at_start:
+        assert f"{before} of 100 jobs have failed in this folder, 0 of them in this run" in notes[0]

@@ -1,5 +1,5 @@
 """The folder's other views of a batch: results.csv (rows, formulas), the dataset card
-(escaping, provenance), batch.json (round trip, tolerance) and the posters (PyAV frames)."""
+(escaping, provenance), provenance.json (round trip, tolerance) and the posters (PyAV frames)."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def test_the_card_carries_the_provenance() -> None:
 
 def test_a_folder_without_provenance_still_gets_a_card() -> None:
     text = card(None)
-    assert "predates `batch.json`" in text and "kling-batch run \"MANIFEST\"" in text
+    assert "predates `provenance.json`" in text and "kling-batch run \"MANIFEST\"" in text
 
 
 def test_user_text_in_the_card_is_markdown_safe() -> None:
@@ -167,7 +167,7 @@ def test_size_category(count: int, tag: str) -> None:
     assert size_category(count) == tag
 
 
-# --- batch.json -----------------------------------------------------------------------------
+# --- provenance.json -----------------------------------------------------------------------------
 
 
 def test_batch_record_round_trips(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_batch_record_round_trips(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text", ["", "{", "[]", '{"manifest": 3}', '{"manifest": "m"}'])
 def test_a_broken_batch_record_reads_as_none(tmp_path: Path, text: str) -> None:
-    (tmp_path / "batch.json").write_text(text)
+    (tmp_path / "provenance.json").write_text(text)
     assert read_batch_record(tmp_path) is None
 
 
@@ -274,9 +274,9 @@ def test_a_run_leaves_every_view_and_its_provenance(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main(["run", str(manifest), "-o", str(out), "--simulate", "--budget", "900",
                  *FAST_RUN]) == 0  # fmt: skip
-    for name in ("report.html", "results.csv", "README.md", "batch.json"):
+    for name in ("report.html", "results.csv", "README.md", "provenance.json"):
         assert (out / name).is_file(), name
-    record = json.loads((out / "batch.json").read_text())
+    record = json.loads((out / "provenance.json").read_text())
     assert record["manifest_sha256"] == file_sha256(manifest)
     assert record["plan_sha256"] == file_sha256(out / "plan.jsonl")
     assert (record["budget"], record["concurrency"]) == (900.0, 8)

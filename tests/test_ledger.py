@@ -26,6 +26,7 @@ from runner.ledger import (
     JobRecord,
     JsonlLedger,
     LedgerWriter,
+    Lost,
     NotSubmitted,
     Outcome,
     OutcomeLost,
@@ -33,6 +34,8 @@ from runner.ledger import (
     Rejected,
     Running,
     Submitted,
+    Superseded,
+    SupersededFile,
     TimedOut,
     apply,
     encode_event,
@@ -221,6 +224,23 @@ REPLAY_TABLE = [
         id="poll-failed",
     ),
     pytest.param(
+        [intent(), submitted(), running(),
+         ev(Lost, job_id="job_1", error="404 for 120 s", hint="--retry-failed")],
+        {
+            # The API no longer knows it: it will never finish, so it is no longer in
+            # flight; it is failed, and only --retry-failed posts it again.
+            "state": JobState.FAILED,
+            "in_flight": False,
+            "lost": True,
+            "unfollowed": False,
+            "error": "404 for 120 s",
+            "hint": "--retry-failed",
+            "finished_ts": TS,
+            "job_id": "job_1",
+        },
+        id="lost",
+    ),
+    pytest.param(
         [intent(), submitted(), succeeded("asset_1"), downloaded()],
         {
             "state": JobState.SUCCEEDED,
@@ -228,6 +248,19 @@ REPLAY_TABLE = [
             "all_downloaded": True,
         },
         id="downloaded",
+    ),
+    pytest.param(
+        [intent(), submitted(), succeeded("asset_1"), downloaded(),
+         ev(Superseded, asset_id="asset_1", path="superseded/a/attempt-1/a.mp4",
+            previous="videos/a.mp4", sha256="ab" * 32, bytes=123, attempt=1)],
+        {
+            # Set aside for a redo: no longer the job's video, kept where the ledger says.
+            "state": JobState.SUCCEEDED,
+            "assets": (),
+            "superseded": (SupersededFile("asset_1", "superseded/a/attempt-1/a.mp4",
+                                          "videos/a.mp4", "ab" * 32, 123, 1),),
+        },
+        id="superseded",
     ),
     pytest.param(
         [
@@ -341,6 +374,39 @@ def test_a_new_intent_starts_a_fresh_attempt_but_keeps_history_and_cost() -> Non
     assert record.cost == 5.0
     assert record.total_cost == 15.0
     assert record.state is JobState.SUBMITTED
+
+
+def test_superseded_videos_outlive_new_attempts() -> None:
+    kept = ev(Superseded, asset_id="asset_1", path="superseded/a/attempt-1/a.mp4",
+              previous="videos/a.mp4", sha256="ab" * 32, bytes=123, attempt=1)
+    events = [intent(), submitted(), succeeded("asset_1"), downloaded(), kept,
+              intent(attempt=2), submitted(job_id="job_2"), succeeded("asset_9", job_id="job_2"),
+              downloaded(asset="asset_9")]
+    record = replay(events)["a"]
+    assert [a.asset_id for a in record.assets] == ["asset_9"]
+    assert [s.path for s in record.superseded] == ["superseded/a/attempt-1/a.mp4"]
+    assert record.all_downloaded
+
+
+def test_intent_inputs_are_kept_and_bad_ones_left_out() -> None:
+    good = {"field": "params.startImage", "path": "k.png", "sha256": "ab" * 32,
+            "assetId": "asset_k"}
+    line = to_line(intent(inputs=(good,)))
+    assert line["inputs"] == [good]
+    line["inputs"] = [good, {"field": 3}, "junk", {"path": "no-field.png"}]
+    event = from_line(line)
+    assert isinstance(event, Intended) and event.inputs[0] == good
+    record = apply(None, event)
+    assert [i.field for i in record.inputs] == ["params.startImage"]
+    line["inputs"] = "not a list"
+    assert isinstance(from_line(line), Intended)  # never a reason to drop an intent
+
+
+def test_a_lost_job_is_posted_again_as_a_fresh_attempt() -> None:
+    lost = replay([intent(), submitted(), ev(Lost, job_id="job_1", error="404")])["a"]
+    again = apply(lost, intent(attempt=2))
+    assert again.state is JobState.SUBMITTED and not again.lost and again.error is None
+    assert again.previous_job_ids == ("job_1",)
 
 
 def test_a_new_intent_forgets_the_previous_attempts_assets_and_flags() -> None:
@@ -457,8 +523,11 @@ EXAMPLES: list[Event] = [
     finished(Outcome.CANCELED, status="canceled"),
     ev(TimedOut, job_id="job_1", error="no terminal status within 60s"),
     ev(PollFailed, job_id="job_1", error="polling failed: 503"),
+    ev(Lost, job_id="job_1", error="the API answered 404 for 120 s", hint="--retry-failed"),
     downloaded(),
     ev(DownloadFailed, asset_id="asset_1", error="403 expired"),
+    ev(Superseded, asset_id="asset_1", path="superseded/a/attempt-2/a.mp4",
+       previous="videos/a.mp4", sha256="cd" * 32, bytes=99, attempt=2),
 ]
 
 
@@ -728,7 +797,8 @@ def test_a_ledger_written_by_0_1_reencodes_line_for_line(v01_dir: Path) -> None:
     events = list(JsonlLedger(v01_dir).read_events())
     assert len(events) == len(originals)  # no whole line was dropped
     kinds = {line["event"] for line in originals}
-    assert kinds == {kind_of(e) for e in EXAMPLES} - {"poll-failed"}  # 0.1 had no poll-failed
+    # 0.1 had no poll-failed, and no lost or superseded (0.2)
+    assert kinds == {kind_of(e) for e in EXAMPLES} - {"poll-failed", "lost", "superseded"}
     for original, event in zip(originals, events, strict=True):
         again = to_line(event)
         if isinstance(original.get("status"), int):

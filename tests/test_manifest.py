@@ -239,3 +239,49 @@ jobs:
 
 def test_asset_ids_are_not_files(tmp_path: Path, registry: SchemaRegistry) -> None:
     assert load(tmp_path, registry, MINIMAL.replace("knight.png", "asset_123")).jobs
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "png"),
+        (b"\xff\xd8\xff\xdb", "jpeg"),
+        (b"RIFF\x24\x00\x00\x00WEBPVP8 ", "webp"),
+        (b"GIF89a\x01\x00", "gif"),
+        (b"GIF87a\x01\x00", "gif"),
+        (b"\x00\x00\x00\x18ftypmp42", "mp4"),
+        (b"\x00\x00\x00\x14ftypqt  ", "mp4"),
+        (b"\x00\x00\x01\x00moov", "mp4"),
+        (b"\x1a\x45\xdf\xa3\x9f", "webm"),
+        (b"hello, world", None),
+        (b"", None),
+        (b"\x89PN", None),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", None),
+    ],
+)
+def test_media_format_reads_the_first_bytes(head: bytes, expected: str | None) -> None:
+    from runner.manifest.media import media_format
+
+    assert media_format(head) == expected
+
+
+@pytest.mark.parametrize(
+    ("head", "kind", "name", "fragment"),
+    [
+        (b"\x89PNG\r\n\x1a\n", "image", "a.png", None),
+        (b"\x89PNG\r\n\x1a\n", "image", "a", None),  # no extension: the bytes decide
+        (b"\xff\xd8\xff\xe0", "image", "a.JPEG", None),
+        (b"\x00\x00\x00\x18ftypisom", "video", "a.mov", None),  # one family: ISO media
+        (b"\xff\xd8\xff\xe0", "image", "a.png", "rename it to .jpg"),
+        (b"\x89PNG\r\n\x1a\n", "video", "a.mp4", "it is a PNG image"),
+        (b"plain text", "image", "a.png", "'a.png' is not an image the API takes: it holds"),
+        (b"\x00\x01\x02\xff\xfe", "image", "a.png", "no image or video format"),
+    ],
+)
+def test_content_problem(head: bytes, kind: str, name: str, fragment: str | None) -> None:
+    from runner.manifest.media import content_problem
+
+    found = content_problem(head, kind, name)
+    assert (found is None) == (fragment is None)
+    if found is not None and fragment is not None:
+        assert fragment in " — ".join(found)

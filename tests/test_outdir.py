@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runner.domain import JobSpec, JobState, SourceLocation
-from runner.ledger import AssetRecord, JobRecord
+from runner.ledger import AssetRecord, InputFile, JobRecord, SupersededFile
 from runner.outdir import (
     METADATA_NAME,
     PLAN_NAME,
     PlannedJob,
+    complete_moves,
     file_matches,
+    human_size,
     metadata_rows,
     read_plan,
+    remove_stale_parts,
     video_relpath,
     write_atomically,
+    write_failure,
+    write_hint,
     write_metadata,
     write_plan,
 )
@@ -106,8 +113,10 @@ def record(**kw: object) -> JobRecord:
     return JobRecord(**base)  # type: ignore[arg-type]
 
 
-def test_metadata_row_has_exactly_the_product_fields() -> None:
-    rows = list(metadata_rows([record(assets=(asset("asset_1", "videos/knight.mp4"),))]))
+def test_metadata_row_has_the_product_fields_then_inputs_and_in_manifest() -> None:
+    knight = InputFile("params.startImage", "assets/knight.png", "ab" * 32, "asset_k")
+    rows = list(metadata_rows([record(assets=(asset("asset_1", "videos/knight.mp4"),),
+                                      inputs=(knight,))]))
     assert rows == [
         {
             "file_name": "videos/knight.mp4",
@@ -119,9 +128,36 @@ def test_metadata_row_has_exactly_the_product_fields() -> None:
             "assetId": "asset_1",
             "sha256": "0123456789abcdef" * 4,
             "bytes": 2048,
+            "inputs": [{"field": "params.startImage", "path": "assets/knight.png",
+                        "sha256": "ab" * 32, "assetId": "asset_k"}],
+            "inManifest": True,
         }
     ]
-    assert list(rows[0]) == PRODUCT_METADATA_FIELDS
+    assert list(rows[0])[:len(PRODUCT_METADATA_FIELDS)] == PRODUCT_METADATA_FIELDS
+
+
+def test_metadata_marks_jobs_that_left_the_manifest_and_never_repeats_a_file() -> None:
+    old = record(id="knight", assets=(asset("asset_1", "videos/knight.mp4"),))
+    gone = record(id="gone", assets=(asset("asset_2", "videos/gone.mp4"),))
+    again = record(id="knight_1", assets=(asset("asset_3", "videos/knight.mp4"),))
+    rows = list(metadata_rows([old, gone, again], {"knight", "knight_1"}))
+    assert [(r["file_name"], r["job"], r["inManifest"]) for r in rows] == [
+        ("videos/gone.mp4", "gone", False), ("videos/knight.mp4", "knight_1", True)]
+
+
+def test_complete_moves_finishes_what_the_ledger_says(tmp_path: Path) -> None:
+    (tmp_path / "videos").mkdir()
+    video = tmp_path / "videos" / "a.mp4"
+    video.write_bytes(b"paid video")
+    digest = hashlib.sha256(b"paid video").hexdigest()
+    kept = SupersededFile("asset_1", "superseded/a/attempt-1/a.mp4", "videos/a.mp4", digest,
+                          10, 1)
+    other = SupersededFile("asset_2", "superseded/b/attempt-1/b.mp4", "videos/b.mp4", digest,
+                           10, 1)  # its file is gone: nothing to do
+    records = [record(id="a", superseded=(kept,)), record(id="b", superseded=(other,))]
+    assert complete_moves(tmp_path, records) == 1
+    assert (tmp_path / kept.path).read_bytes() == b"paid video" and not video.exists()
+    assert complete_moves(tmp_path, records) == 0
 
 
 @pytest.mark.parametrize(
@@ -225,3 +261,42 @@ def test_atomic_writes_get_the_mode_of_an_ordinary_new_file(tmp_path: Path) -> N
     ordinary.write_bytes(b"x")
     write_atomically(tmp_path / "atomic.txt", [b"x"])
     assert (tmp_path / "atomic.txt").stat().st_mode == ordinary.stat().st_mode
+
+
+@pytest.mark.parametrize(
+    ("error", "needed", "fragments"),
+    [
+        (errno.ENOSPC, 1536 * 1024, ["no space left on the disk holding", " free; ",
+                                     "the file being written needs 1.5 MiB"]),
+        (errno.EDQUOT, None, ["no space left on the disk holding", " free)"]),
+        (errno.EROFS, None, ["is on a read-only file system"]),
+        (errno.EACCES, None, ["no permission to write in"]),
+        (errno.EFBIG, 2048, ["(2.0 KiB) is larger than this process may write (ulimit -f)"]),
+        (errno.EIO, None, ["cannot write in"]),
+    ],
+)
+def test_write_failure_names_the_folder_and_what_is_needed(
+    tmp_path: Path, error: int, needed: int | None, fragments: list[str]
+) -> None:
+    text = write_failure(OSError(error, os.strerror(error)), tmp_path, needed)
+    assert str(tmp_path) in text
+    for fragment in fragments:
+        assert fragment in text, text
+    assert write_hint(OSError(error, "x"))
+
+
+@pytest.mark.parametrize(
+    ("count", "text"), [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"),
+                        (5 * 1024 * 1024, "5.0 MiB"), (3 * 1024**4, "3072.0 GiB")])
+def test_human_size(count: int, text: str) -> None:
+    assert human_size(count) == text
+
+
+def test_remove_stale_parts_removes_only_temp_copies(tmp_path: Path) -> None:
+    (tmp_path / "videos").mkdir()
+    stale = [tmp_path / "videos" / ".a.mp4.part-0123456789ab", tmp_path / ".plan.jsonl.x1y2"]
+    kept = [tmp_path / "videos" / "a.mp4", tmp_path / "plan.jsonl", tmp_path / ".lock"]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    assert remove_stale_parts(tmp_path, ["plan.jsonl"]) == 2
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)

@@ -4,17 +4,20 @@ passing a listing's failure on to the jobs that wait on it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import anyio
 import pytest
 
 from runner.clock import Clock
 from runner.domain import RemoteJob, RemoteStatus
-from runner.errors import AuthError, TransientApiError
+from runner.errors import AuthError, PermanentApiError, TransientApiError
 from runner.polling import (
     CadencePolicy,
+    JobGone,
     ListWatcher,
+    NotFound,
     PollPolicy,
     PollTimeout,
     next_poll_delay,
@@ -219,3 +222,111 @@ async def test_watcher_passes_an_auth_failure_to_every_waiting_job() -> None:
         with pytest.raises(AuthError):
             await watcher.wait("job_1", deadline=5)
         tg.cancel_scope.cancel()
+
+
+# -- a job the API does not know (404): lost after the grace, never an hour's wait ----------
+
+NOT_FOUND = PermanentApiError("GET /v1/jobs/job_1: HTTP 404: Job job_1 not found.",
+                              status=404)
+
+
+def scripted(time: FakeTime, answers: list[RemoteJob | Exception]) -> Callable[[str], Any]:
+    async def get_job(_: str) -> RemoteJob:
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return get_job
+
+
+async def test_a_job_answered_404_past_the_grace_is_gone() -> None:
+    time = FakeTime()
+    policy = PollPolicy(initial=1.0, factor=2.0, maximum=10.0, deadline=3600.0, lost_grace=30.0)
+    with pytest.raises(JobGone) as caught:
+        await wait_terminal(scripted(time, [NOT_FOUND]), "job_1", policy=policy,
+                            clock=time.as_clock())
+    assert caught.value.seconds >= 30.0
+    assert time.now - 1000.0 < 60.0  # the grace, not the 3,600 s job timeout
+    assert "404 for job job_1" in str(caught.value)
+
+
+async def test_an_answer_between_404s_starts_the_grace_again() -> None:
+    time = FakeTime()
+    policy = PollPolicy(initial=10.0, factor=1.0, maximum=10.0, deadline=3600.0, lost_grace=25.0)
+    answers: list[RemoteJob | Exception] = [NOT_FOUND, NOT_FOUND, job("queued"), NOT_FOUND,
+                                            NOT_FOUND, job("success")]
+    final = await wait_terminal(scripted(time, answers), "job_1", policy=policy,
+                                clock=time.as_clock())
+    assert final.status is RemoteStatus.SUCCESS
+
+
+async def test_other_permanent_errors_still_propagate() -> None:
+    time = FakeTime()
+    with pytest.raises(PermanentApiError, match="400"):
+        await wait_terminal(scripted(time, [PermanentApiError("400", status=400)]), "job_1",
+                            policy=DEFAULT, clock=time.as_clock())
+
+
+@pytest.mark.parametrize(
+    ("grace", "times", "gone_at"),
+    [
+        (10.0, [0.0, 5.0, 10.0], 10.0),
+        (10.0, [0.0, 9.9], None),
+        (0.0, [3.0], 3.0),
+    ],
+)
+def test_not_found_counts_from_the_first_404(
+    grace: float, times: list[float], gone_at: float | None
+) -> None:
+    missing = NotFound(grace)
+    gone = [missing.gone("job_1", t) for t in times]
+    assert (gone[-1] is not None) == (gone_at is not None)
+    assert all(g is None for g in gone[:-1])
+    missing.answered()
+    assert missing.since is None
+
+
+async def test_watcher_calls_a_job_gone_when_its_direct_looks_answer_404(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def listing(_: str) -> AsyncIterator[RemoteJob]:
+        return
+        yield  # pragma: no cover
+
+    async def get_job(_: str) -> RemoteJob:
+        raise NOT_FOUND
+
+    watcher = ListWatcher(listing, get_job, clock=Clock(monotonic=anyio.current_time),
+                          cadence=CadencePolicy(min_interval=0.01), fallback=0.02,
+                          lost_grace=0.1)
+    with caplog.at_level(logging.WARNING, logger="runner.polling.listing"):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watcher.run)
+            with anyio.fail_after(5), pytest.raises(JobGone):
+                await watcher.wait("job_1", deadline=3600)
+            tg.cancel_scope.cancel()
+    assert not [r for r in caplog.records if "listing jobs failed" in r.getMessage()]
+
+
+async def test_watcher_names_the_direct_get_when_it_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def listing(_: str) -> AsyncIterator[RemoteJob]:
+        return
+        yield  # pragma: no cover
+
+    async def get_job(_: str) -> RemoteJob:
+        raise TransientApiError("GET /v1/jobs/job_1: HTTP 503")
+
+    watcher = ListWatcher(listing, get_job, clock=Clock(monotonic=anyio.current_time),
+                          cadence=CadencePolicy(min_interval=0.01), fallback=0.0)
+    with caplog.at_level(logging.WARNING, logger="runner.polling.listing"):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watcher.run)
+            with pytest.raises(PollTimeout):
+                await watcher.wait("job_1", deadline=0.1)
+            tg.cancel_scope.cancel()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("asking the API about job job_1 failed" in m for m in messages), messages
+    assert not any("listing jobs failed" in m for m in messages)

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from runner.batch import Action, changed_fields, decide
+from runner.batch import Action, changed_fields, changed_inputs, decide
 from runner.domain import JobState
-from runner.ledger import AssetRecord, JobRecord
+from runner.ledger import AssetRecord, InputFile, JobRecord
 
 MODEL = "model_kling-v2-1-pro"
 PARAMS: dict[str, Any] = {"prompt": "A knight walks through fog", "duration": "5"}
@@ -164,3 +164,36 @@ def test_changes_do_not_matter_for_a_job_that_was_never_sent() -> None:
 def test_redo_of_a_changed_job_with_an_unresolved_intent_reconciles_first() -> None:
     decision = decide(MODEL, {**PARAMS, "prompt": "new"}, INTENT, files_ok=True, redo=True)
     assert decision.action is Action.RECONCILE
+
+
+# --- the content of local inputs is part of the job ----------------------------------------
+
+KNIGHT = InputFile("params.startImage", "assets/knight.png", "a" * 64, "asset_k")
+WITH_INPUT = rec(JobState.SUCCEEDED, asset_ids=("asset_1",), assets=(FILE,), inputs=(KNIGHT,))
+
+
+@pytest.mark.parametrize(
+    ("current", "record", "expected"),
+    [
+        ({"params.startImage": ("assets/knight.png", "a" * 64)}, WITH_INPUT, ()),
+        ({"params.startImage": ("assets/knight.png", "b" * 64)}, WITH_INPUT,
+         ("params.startImage (new content of assets/knight.png)",)),
+        # another path is already a changed param, said once
+        ({"params.startImage": ("assets/other.png", "b" * 64)}, WITH_INPUT, ()),
+        ({}, WITH_INPUT, ()),  # the field is gone: a changed param too
+        ({"params.startImage": ("assets/knight.png", "b" * 64)}, SUCCEEDED_DONE, ()),  # 0.1
+        ({"params.startImage": ("assets/knight.png", "b" * 64)}, None, ()),
+    ],
+)
+def test_changed_inputs(
+    current: dict[str, tuple[str, str]], record: JobRecord | None, expected: tuple[str, ...]
+) -> None:
+    assert changed_inputs(current, record) == expected
+
+
+def test_a_changed_input_makes_a_changed_job() -> None:
+    changed = ("params.startImage (new content of assets/knight.png)",)
+    held = decide(MODEL, PARAMS, WITH_INPUT, files_ok=True, changed_inputs=changed)
+    assert held.action is Action.CHANGED and held.changed == changed
+    redone = decide(MODEL, PARAMS, WITH_INPUT, files_ok=True, changed_inputs=changed, redo=True)
+    assert redone.action is Action.SUBMIT

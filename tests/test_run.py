@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runner.cli import main
 from runner.ledger import Downloaded, Intended, JsonlLedger, encode_event
 from runner.simulator import Simulator
+from tests.helpers.media import png_bytes
 from tests.helpers.runs import (
     ALL_MODELS,
     background_simulator,
@@ -262,6 +264,40 @@ def test_changed_jobs_are_refused_then_redone_on_request(
         assert sum(sim.stats.submissions_by_fingerprint.values()) == 3
 
 
+def test_a_replaced_input_image_is_a_changed_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "assets").mkdir()
+    image = tmp_path / "assets" / "knight.png"
+    image.write_bytes(png_bytes(64, 48, 90))
+    jobs = [{"id": "knight", "model": "model_kling-v2-1-pro",
+             "params": {"prompt": "A knight", "startImage": "assets/knight.png"}},
+            *t2v_jobs(1)]
+    manifest = write_manifest(tmp_path, jobs)
+    out = tmp_path / "out"
+    with background_simulator() as sim:
+        assert run_cli(manifest, out, sim) == 0
+        [row] = [m for m in metadata(out) if m["job"] == "knight"]
+        [used] = row["inputs"]
+        assert used["field"] == "params.startImage" and used["path"] == "assets/knight.png"
+        assert used["sha256"] == sha256_of(image) and used["assetId"].startswith("asset_")
+        image.write_bytes(png_bytes(64, 48, 200))  # another picture under the same name
+        capsys.readouterr()
+        assert run_cli(manifest, out, sim) == 2
+        err = capsys.readouterr().err
+        assert "knight: params.startImage (new content of assets/knight.png)" in err
+        assert sum(sim.stats.submissions_by_fingerprint.values()) == 2
+        assert run_cli(manifest, out, sim, "--redo-changed") == 0
+        assert sum(sim.stats.submissions_by_fingerprint.values()) == 3
+    [row] = [m for m in metadata(out) if m["job"] == "knight"]
+    assert row["inputs"][0]["sha256"] == sha256_of(image) != used["sha256"]
+    assert row["inputs"][0]["assetId"] != used["assetId"]
+
+
+def metadata(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (out / "metadata.jsonl").read_text().splitlines()]
+
+
 def test_credit_exhaustion_halts_with_exit_3_and_resumes(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, t2v_jobs(6))
     out = tmp_path / "out"
@@ -298,6 +334,27 @@ def test_max_failures_halts_the_run(tmp_path: Path) -> None:
         assert sum(sim.stats.submissions_by_fingerprint.values()) < 12
 
 
+def test_max_failures_counts_over_the_folder_not_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A "rerun until exit 0" loop used to get a fresh allowance each time (9 -> 25 -> 35
+    # failures under --max-failures 5): the count is the folder's, as the budget's is.
+    manifest = write_manifest(tmp_path, t2v_jobs(20))
+    out = tmp_path / "out"
+    limit = ["--concurrency", "2", "--max-failures", "5"]
+    with background_simulator(faults={"job_failure": 1.0}) as sim:
+        assert run_cli(manifest, out, sim, *limit) == 3
+        first = sum(sim.stats.submissions_by_fingerprint.values())
+        assert 5 <= first < 20
+        capsys.readouterr()
+        for _ in range(3):
+            assert run_cli(manifest, out, sim, *limit) == 3
+        assert sum(sim.stats.submissions_by_fingerprint.values()) == first
+    err = capsys.readouterr().err
+    assert (f"{first} of 20 jobs have failed in this folder, 0 of them in this run; "
+            "the limit is 5") in err
+
+
 def test_budget_stops_submitting_before_it_is_passed(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, t2v_jobs(6))
     out = tmp_path / "out"
@@ -310,7 +367,9 @@ def test_budget_stops_submitting_before_it_is_passed(tmp_path: Path) -> None:
     budget = charged_one * 2.5
     out2 = tmp_path / "out2"
     with background_simulator() as sim:
-        assert run_cli(manifest, out2, sim, "--concurrency", "1", "--budget", str(budget)) == 3
+        # The same manifest again, into a second folder on purpose: --new-batch says so.
+        assert run_cli(manifest, out2, sim, "--concurrency", "1", "--budget", str(budget),
+                       "--new-batch") == 3
         assert sum(sim.stats.submissions_by_fingerprint.values()) == 2
         assert sim.stats.creative_units_charged <= budget
     costs = [e["cost"] for e in ledger_events(out2) if e["event"] == "submitted"]

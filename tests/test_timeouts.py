@@ -3,6 +3,8 @@ everywhere: still in flight at the API, no failure, followed again by the next r
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +112,36 @@ async def test_an_auth_failure_while_following_is_a_halt_not_an_event(tmp_path: 
                                  tmp_path).follow(SPEC, "job_1")
         memory.writer.close()
     assert outcome.halt is HaltReason.AUTH and memory.events == []
+
+
+@pytest.mark.usefixtures("api_credentials")
+@pytest.mark.parametrize("mode", ["list", "each"])
+def test_a_job_the_api_no_longer_knows_is_lost_not_an_hours_wait(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str
+) -> None:
+    from urllib.parse import urlsplit
+
+    manifest = write_manifest(tmp_path, t2v_jobs(3))
+    out = tmp_path / "out"
+    with background_simulator(job_seconds=(60.0, 60.0)) as first:
+        assert run_cli(manifest, out, first, "--job-timeout", "0.5") == 1
+        ports = {"port": urlsplit(first.base_url).port, "cdn_port": urlsplit(first.cdn_url).port}
+    # The same API origin, which no longer knows those jobIds: every GET of them is a 404.
+    with background_simulator(**ports) as second:
+        started = time.monotonic()
+        capsys.readouterr()
+        code = run_cli(manifest, out, second, "--poll-mode", mode, "--lost-grace", "0.5")
+        took = time.monotonic() - started
+        captured = capsys.readouterr()
+        assert code == 1 and took < 20, (took, captured.err)  # not the 3,600 s job timeout
+        assert second.stats.submissions_by_fingerprint == Counter()  # nothing posted again
+        events = ledger_events(out)
+        assert [e["event"] for e in events].count("lost") == 3
+        assert "--retry-failed posts it again" in captured.err
+        rows = status_json(out, capsys)
+        assert {r["state"] for r in rows} == {"failed"}
+        assert all("lost" in r["error"] and "--retry-failed" in r["next"] for r in rows)
+        # What to do next works: the lost jobs are posted again, once each.
+        assert run_cli(manifest, out, second, "--retry-failed") == 0
+        assert set(second.stats.submissions_by_fingerprint.values()) == {1}
+        assert len(second.stats.submissions_by_fingerprint) == 3

@@ -1,7 +1,13 @@
 """The Scenario API client: one method per endpoint, and everything one request needs —
 credentials, sending and retries, backoff, JSON ↔ domain objects, uploads and downloads."""
 
-from runner.api.auth import Credentials, credentials_from_env, ensure_anonymous_session
+from runner.api.auth import (
+    Credentials,
+    account_of,
+    api_origin,
+    credentials_from_env,
+    ensure_anonymous_session,
+)
 from runner.api.backoff import (
     Pacer,
     RetryPolicy,
@@ -63,6 +69,8 @@ __all__ = [
     "ScenarioClient",
     "UploadPart",
     "WireFormatError",
+    "account_of",
+    "api_origin",
     "cache_key",
     "credentials_from_env",
     "decode_body",

@@ -13,11 +13,14 @@ fresh one, so a 403 (or any 4xx) from the CDN is answered by refreshing.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+import shutil
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from yarl import URL
 from runner.api.backoff import RetryPolicy, next_retry_delay
 from runner.api.client import USER_AGENT, ScenarioClient, ensure_anonymous_session
 from runner.domain import RemoteAsset
-from runner.errors import PermanentApiError, TransientApiError
+from runner.errors import LocalWriteError, PermanentApiError, TransientApiError
 from runner.outdir import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -75,33 +78,65 @@ def part_path(dest: Path) -> Path:
 
 
 class _PartFile:
-    """The temporary file of one attempt; sync methods, run on a worker thread."""
+    """The temporary file of one attempt; sync methods, run on a worker thread.
 
-    def __init__(self, dest: Path) -> None:
+    A failed write (disk full, read-only, no permission) raises LocalWriteError: the disk,
+    not the network, so no new attempt can help until it is fixed. `needed` is the size
+    being written, for the message.
+    """
+
+    def __init__(self, dest: Path, *, needed: int | None = None, keep_free: int = 0) -> None:
         self.path = part_path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = self.path.open("xb")
+        self._needed = needed
+        self._keep_free = keep_free
+        with self._writing():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("xb")
         self._hash = hashlib.sha256()
         self.size = 0
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise LocalWriteError(f"{self.path.parent} could not be written: "
+                                  f"{exc.strerror or exc}", needed=self._needed,
+                                  cause=exc) from exc
+
     def write(self, block: bytes) -> None:
         self._hash.update(block)
-        self._handle.write(block)
+        with self._writing():
+            if self._keep_free and shutil.disk_usage(self.path.parent).free - len(
+                    block) < self._keep_free:
+                # Never take the last bytes of the disk: the ledger needs them to record
+                # what happened (a job's jobId, its outcome) more than this file does.
+                raise OSError(errno.ENOSPC, f"less than {self._keep_free} bytes would be "
+                              "left free")
+            self._handle.write(block)
         self.size += len(block)
 
     def commit(self, dest: Path) -> str:
         """fsync, rename into `dest`, fsync the directory; returns the sha256 hex digest."""
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        os.replace(self.path, dest)
-        fsync_dir(dest.parent)
+        with self._writing():
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self.path, dest)
+            fsync_dir(dest.parent)
         return self._hash.hexdigest()
 
     def discard(self) -> None:
-        """Close and delete the temporary file (safe to call twice, and while cancelled)."""
-        self._handle.close()
-        self.path.unlink(missing_ok=True)
+        """Close and delete the temporary file (safe to call twice, and while cancelled).
+
+        On a full disk closing flushes the last buffered bytes and fails too: the file is
+        deleted all the same, or it would be left behind for ever."""
+        try:
+            self._handle.close()
+        except OSError:
+            pass
+        finally:
+            self.path.unlink(missing_ok=True)
 
 
 AssetSource = Callable[[str], Awaitable[RemoteAsset]]
@@ -158,6 +193,8 @@ async def _fetch(
     dest: Path,
     chunk_size: int,
     client_timeout: aiohttp.ClientTimeout,
+    *,
+    keep_free: int = 0,
 ) -> DownloadedFile:
     # encoded=True: a signed URL must reach the CDN byte for byte, never re-quoted.
     # identity: a compressed transfer would make Content-Length disagree with the file.
@@ -171,7 +208,7 @@ async def _fetch(
         limit = max((n for n in (length, asset.size) if n is not None), default=None)
         # Created here, not on a thread: once it exists, the `finally` below must own it,
         # and a cancelled thread hop could leave it behind.
-        part = _PartFile(dest)
+        part = _PartFile(dest, needed=limit, keep_free=keep_free)
         try:
             await _stream(response, part, chunk_size, limit)
             if (problem := size_problem(part.size, length, asset.size)) is not None:
@@ -196,13 +233,16 @@ async def download_asset(
     poll_interval: float = 1.0,
     lookup: AssetSource | None = None,
     known: RemoteAsset | None = None,
+    keep_free: int = 0,
 ) -> DownloadedFile:
-    """Download asset `asset_id` to `dest`, verified and atomically placed.
+    """Download asset `asset_id` to `dest`, verified and atomically placed; the file never
+    leaves less than `keep_free` bytes free on its disk.
 
     Each attempt fetches the asset (waiting while it is pending) for a fresh signed URL and
     streams it without credentials. An expired URL (403 and other 4xx) is refreshed at
     once; truncated bodies, 5xx and network errors back off and retry. After `attempts`
-    failures raises PermanentApiError (the CDN kept refusing) or TransientApiError. Never
+    failures raises PermanentApiError (the CDN kept refusing) or TransientApiError; a file
+    that cannot be written (disk full, read-only) raises LocalWriteError at once. Never
     leaves a partial file at `dest`. `session` must not carry default credentials.
     `lookup` is how the asset (and its fresh URL) is fetched: `client.get_asset` by default;
     `known` is the asset as just looked up (its first attempt then asks nothing).
@@ -217,7 +257,7 @@ async def download_asset(
             asset = await ready_asset(client, asset_id, poll_interval=poll_interval,
                                       lookup=lookup)
         try:
-            return await _fetch(session, asset, dest, chunk_size, timeout)
+            return await _fetch(session, asset, dest, chunk_size, timeout, keep_free=keep_free)
         except (aiohttp.ClientError, TimeoutError) as exc:
             failures.append(_AttemptFailed(f"{type(exc).__name__}: {exc}"))
         except _AttemptFailed as failure:

@@ -119,11 +119,15 @@ def write_cache(cache_file: Path, entries: dict[str, dict[str, Any]]) -> None:
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     temp = cache_file.with_name(f".{cache_file.name}.tmp-{os.getpid()}")
     body = json.dumps({"version": 1, "assets": entries}, indent=1, sort_keys=True)
-    with temp.open("w", encoding="utf-8") as handle:
-        handle.write(body + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, cache_file)
+    try:
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.write(body + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, cache_file)
+    except BaseException:
+        temp.unlink(missing_ok=True)  # a full disk must not keep a half-written copy
+        raise
 
 
 class AssetUploader:
@@ -173,6 +177,11 @@ class AssetUploader:
             await self._remember(key, {"assetId": asset_id, "file": path.name, "bytes": size})
             return asset_id
 
+    async def content_hash(self, path: Path) -> str:
+        """The sha256 (hex) of the file at `path`, as the cache keys it (hashed once per
+        path, size and mtime). Raises UsageError if the file is missing or empty."""
+        return (await self._fingerprint(path))[0]
+
     async def _fingerprint(self, path: Path) -> tuple[str, int]:
         try:
             memo = await anyio.to_thread.run_sync(file_identity, path)
@@ -196,7 +205,12 @@ class AssetUploader:
         async with self._cache_lock:
             entries = await self._load()
             entries[key] = entry
-            await anyio.to_thread.run_sync(write_cache, self._cache_file, dict(entries))
+            try:
+                await anyio.to_thread.run_sync(write_cache, self._cache_file, dict(entries))
+            except OSError as exc:
+                # Only a cache: this run still knows the id; a later one uploads again.
+                log.warning("the asset cache %s could not be written: %s", self._cache_file,
+                            exc.strerror or exc)
 
     async def _upload(self, path: Path, kind: str, size: int) -> str:
         if not uses_multipart(kind, size):

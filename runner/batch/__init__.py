@@ -20,7 +20,6 @@ from runner.batch.engine import (
     PreparedRun,
     RunOptions,
     RunResult,
-    api_sessions,
     default_options,
     live_state,
     prepare_run,
@@ -29,8 +28,9 @@ from runner.batch.engine import (
 from runner.batch.following import Follower
 from runner.batch.pricing import Estimate, estimate_jobs
 from runner.batch.progress import Progress, Snapshot, account_cap, format_duration, progress_line
-from runner.batch.resume import Action, Decision, changed_fields, decide
+from runner.batch.resume import Action, Decision, changed_fields, changed_inputs, decide
 from runner.batch.scheduler import Scheduler, WorkItem
+from runner.batch.sessions import api_sessions
 from runner.batch.submission import Submitter
 from runner.batch.window import Window, after_acceptance, after_refusal, opening_window
 
@@ -69,6 +69,7 @@ __all__ = [
     "cancel_jobs",
     "cancel_targets",
     "changed_fields",
+    "changed_inputs",
     "count_failures",
     "decide",
     "default_options",

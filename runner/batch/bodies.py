@@ -1,8 +1,10 @@
-"""Request bodies: a job's params with every local file replaced by its asset id."""
+"""Request bodies: a job's params with every local file replaced by its asset id, and what
+each of those files was (`input_files`, for the intent and metadata.jsonl)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from runner.domain import JobSpec
@@ -39,6 +41,33 @@ async def request_body(
     body: dict[str, Any] = deep_copy_json(spec.params)
     for ref in registry.asset_inputs(spec.model, spec.params):
         if not ref.is_asset_id:
-            path = (spec.base_dir / ref.value).resolve()
+            path = ref.local_path(spec.base_dir).resolve()
             set_pointer(body, ref.pointer, await assets.asset_id_for(path, ref.kind))
     return body
+
+
+def get_pointer(body: Mapping[str, Any], pointer: tuple[str | int, ...]) -> Any:
+    """The value at `pointer` inside a JSON-like body (None when it is not there)."""
+    node: Any = body
+    for step in pointer:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+async def input_files(
+    spec: JobSpec, body: Mapping[str, Any], content_hash: Callable[[Path], Awaitable[str]]
+) -> tuple[dict[str, str], ...]:
+    """Each local input of `spec` as its intent records it: field, path as written, sha256
+    of the content sent, and the asset id the body carries for it."""
+    files: list[dict[str, str]] = []
+    for item in spec.inputs:
+        entry = {"field": item.field, "path": item.value,
+                 "sha256": await content_hash(item.path.resolve())}
+        asset_id = get_pointer(body, item.pointer)
+        if isinstance(asset_id, str):
+            entry["assetId"] = asset_id
+        files.append(entry)
+    return tuple(files)

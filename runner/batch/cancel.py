@@ -20,7 +20,7 @@ from runner.batch.control import halt_reason_for
 from runner.domain import JobState, RemoteJob, RemoteStatus
 from runner.errors import ApiError, LockedError
 from runner.ledger import Event, Finished, JsonlLedger, Outcome
-from runner.outdir import hold_lock
+from runner.outdir import hold_lock, writing
 
 _IN_FLIGHT = (JobState.SUBMITTED, JobState.RUNNING)
 
@@ -97,10 +97,11 @@ def cancellation_events(outcomes: Iterable[CancelOutcome]) -> list[Event]:
 
 def record_cancellations(directory: Path, outcomes: Iterable[CancelOutcome]) -> bool:
     """Write the cancellations into the folder's ledger; False (nothing written) when a
-    run holds the folder — its own following records them."""
+    run holds the folder — its own following records them. FolderError when the folder
+    cannot be written."""
     events = cancellation_events(outcomes)
     try:
-        with hold_lock(directory):
+        with hold_lock(directory), writing(directory):
             ledger = JsonlLedger(directory)
             try:
                 if events:

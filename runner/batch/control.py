@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from runner.errors import AuthError, CreditError, UsageError
+from runner.manifest import max_failures
 
 
 class HaltReason(enum.Enum):
@@ -21,6 +22,7 @@ class HaltReason(enum.Enum):
     CREDIT = "the account is out of credits or over quota"
     FAILURES = "too many jobs failed"
     BUDGET = "the next job would pass the budget"
+    DISK = "the output folder could not be written"
     INTERRUPTED = "interrupted"
 
 
@@ -35,32 +37,30 @@ def halt_reason_for(exc: BaseException) -> HaltReason | None:
 
 @dataclass(frozen=True, slots=True)
 class FailureLimit:
-    """`--max-failures N` or `N%` (of the jobs this run handles)."""
+    """`--max-failures N` or `N%` (of the manifest's jobs), counted over the folder."""
 
     count: int | None = None
     percent: float | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> FailureLimit:
-        """'5' or '10%'; raises UsageError otherwise. None: no limit."""
+        """'5' or '10%' (the `maxFailures` rules); raises UsageError otherwise. None: no
+        limit."""
         if text is None:
             return cls()
-        raw = text.strip()
         try:
-            if raw.endswith("%"):
-                value = float(raw[:-1])
-                if not 0 < value <= 100:
-                    raise ValueError(raw)
-                return cls(percent=value)
-            count = int(raw)
-            if count < 1:
-                raise ValueError(raw)
-            return cls(count=count)
+            count, percent = max_failures(text)
         except ValueError:
             raise UsageError(
                 f"--max-failures {text!r} is not a count or a percentage",
                 hint="write e.g. --max-failures 10 or --max-failures 5%",
             ) from None
+        return cls(count=count, percent=percent)
+
+    def __str__(self) -> str:
+        if self.count is not None:
+            return str(self.count)
+        return f"{self.percent:g}%" if self.percent is not None else "none"
 
     def reached(self, failures: int, total: int) -> bool:
         """True once `failures` passes the limit for a run of `total` jobs."""
@@ -73,8 +73,11 @@ class Control:
     """Whether new submissions may start: drained by a signal, halted on purpose.
 
     `note` receives one line for each halt and drain (the progress display shows them).
-    Failures are counted by `count_failure`, called for each job that reaches `failed`
-    during this run; passing `limit` halts the run.
+    Failures are counted over the folder, as the budget counts spend: `failed_before` jobs
+    had failed in earlier runs (and are not retried now), and `count_failure` is called for
+    each job that reaches `failed` during this run. Passing `limit` halts the run, so a
+    "rerun until exit 0" loop stops paying once the folder has failed enough, however many
+    runs it took.
     """
 
     def __init__(
@@ -83,13 +86,16 @@ class Control:
         total: int = 0,
         limit: FailureLimit | None = None,
         note: Callable[[str], None] = lambda _message: None,
+        failed_before: int = 0,
     ) -> None:
         self.total = total
         self.limit = limit or FailureLimit()
         self.failures = 0
+        self.failed_before = failed_before
         self.draining = False
         self.halt: HaltReason | None = None
         self._note = note
+        self._check_failures()
 
     @property
     def submissions_allowed(self) -> bool:
@@ -119,5 +125,11 @@ class Control:
 
     def count_failure(self) -> None:
         self.failures += 1
-        if self.limit.reached(self.failures, self.total):
-            self.halt_for(HaltReason.FAILURES, f"{self.failures} of {self.total} jobs failed")
+        self._check_failures()
+
+    def _check_failures(self) -> None:
+        failed = self.failed_before + self.failures
+        if failed and self.limit.reached(failed, self.total):
+            self.halt_for(HaltReason.FAILURES,
+                          f"{failed} of {self.total} jobs have failed in this folder, "
+                          f"{self.failures} of them in this run; the limit is {self.limit}")

@@ -30,30 +30,33 @@ from runner.api import (
     download_asset,
 )
 from runner.batch.admission import Admission, RateLimiter
-from runner.batch.bodies import request_body
+from runner.batch.bodies import input_files, request_body
 from runner.batch.book import JobBook, count_failures
 from runner.batch.budget import Budget
+from runner.batch.claim import (
+    batch_identity,
+    check_not_run_elsewhere,
+    claim_folder,
+    refresh_folder,
+    remember_batch,
+)
 from runner.batch.control import Control, FailureLimit, HaltReason
 from runner.batch.following import Follower, job_class
+from runner.batch.numbering import keep_paid_numbers
 from runner.batch.pricing import CostEstimator
 from runner.batch.progress import Notes, Progress
-from runner.batch.resume import Action, decide
+from runner.batch.resume import Action
 from runner.batch.scheduler import Scheduler, WorkItem
+from runner.batch.sessions import api_sessions
 from runner.batch.submission import Submitter
 from runner.batch.window import opening_window
+from runner.batch.work import work_items
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState, RemoteAsset
-from runner.errors import (
-    EXIT_HALTED,
-    EXIT_INTERRUPTED,
-    EXIT_JOBS_FAILED,
-    EXIT_OK,
-    ApiError,
-    UsageError,
-)
+from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, ApiError
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
 from runner.manifest import Manifest
-from runner.outdir import hold_lock, verified_assets, video_name_clashes, write_metadata, write_plan
+from runner.outdir import hold_lock, write_failure, write_metadata, writing
 from runner.polling import CadencePolicy, Durations, ListWatcher, PollMode, PollPolicy
 from runner.reconcile import Reconciler
 from runner.schemas import SchemaRegistry
@@ -80,9 +83,19 @@ class RunOptions:
     budget: float | None = None
     max_failures: FailureLimit = field(default_factory=FailureLimit)
     auto_retries: int = 1
+    # Bytes a download never takes from the folder's disk: the ledger's and metadata's room.
+    keep_free: int = 16 * 1024 * 1024
     retry_failed: bool = False
     redo_changed: bool = False
     redo_ids: frozenset[str] = frozenset()
+    # What the folder's batch is checked against (None: not checked), the per-user index
+    # of batches (None: not used), and the user's say-so for a second batch of a manifest
+    # run elsewhere, or for another manifest/account continuing this folder's batch.
+    origin: str | None = None
+    account: str | None = None
+    batch_index: Path | None = None
+    new_batch: bool = False
+    continue_batch: bool = False
 
     def with_overrides(self, **values: Any) -> RunOptions:
         """These options with every value that is not None replaced."""
@@ -90,7 +103,8 @@ class RunOptions:
 
 
 # Against the built-in simulator jobs take about a second: poll briskly, settle fast.
-SIMULATED_POLL = PollPolicy(initial=0.2, factor=1.5, maximum=1.0, deadline=600.0)
+SIMULATED_POLL = PollPolicy(initial=0.2, factor=1.5, maximum=1.0, deadline=600.0,
+                            lost_grace=5.0)
 SIMULATED_SETTLE = 1.0
 
 
@@ -120,6 +134,7 @@ class PreparedRun:
     items: Sequence[WorkItem]
     records: Mapping[str, JobRecord]
     stale_lock_pid: int | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,64 +154,45 @@ class Live:
     progress: Progress
 
 
-def work_items(
-    manifest: Manifest, records: Mapping[str, JobRecord], options: RunOptions
-) -> list[WorkItem]:
-    """The work items of a run; raises UsageError (nothing sent) for changed jobs."""
-    clashes = video_name_clashes(spec.id for spec in manifest.jobs)
-    if clashes:
-        raise UsageError(
-            f"job id(s) {', '.join(clashes[:10])} would share video file names with another "
-            "job's extra videos (<id>_<n>.mp4)",
-            hint="rename them, e.g. with '-' instead of '_' before the number",
-        )
-    items: list[WorkItem] = []
-    for spec in manifest.jobs:
-        record = records.get(spec.id)
-        redo = options.redo_changed or spec.id in options.redo_ids
-        # Hashed once here: the decision and a later re-download both use the result.
-        verified = verified_assets(options.out_dir, record) if record else frozenset()
-        files_ok = record is not None and len(verified) == len(record.assets)
-        decision = decide(spec.model, spec.params, record, files_ok=files_ok,
-                          retry_failed=options.retry_failed, redo=redo)
-        items.append(WorkItem(spec, decision, record, verified))
-    changed = [i for i in items if i.decision.action is Action.CHANGED]
-    if changed:
-        lines = "; ".join(f"{i.spec.id}: {', '.join(i.decision.changed)}" for i in changed[:20])
-        more = f" (and {len(changed) - 20} more)" if len(changed) > 20 else ""
-        raise UsageError(
-            f"{len(changed)} job(s) differ from what was submitted under the same id: "
-            f"{lines}{more}",
-            hint="rename them to keep both, or pass --redo-changed (or --redo ID) to "
-            "submit the new version; the ledger keeps the old attempt",
-        )
-    return items
-
-
 @contextmanager
 def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun]:
-    """Lock the folder, replay its ledger, decide every job, snapshot the plan and make
-    metadata.jsonl whole after a killed run. The lock is held for the block.
+    """Lock the folder, check it holds this batch, replay its ledger, decide every job,
+    snapshot the plan and make metadata.jsonl whole after a killed run. The lock is held
+    for the block.
 
-    Raises LockedError (another runner holds the folder) or UsageError (changed jobs,
-    clashing names): nothing is sent.
+    Raises LockedError (another runner holds the folder), FolderError (it cannot be
+    written) or UsageError (another batch's folder, a manifest already run elsewhere,
+    changed jobs, clashing names): nothing is sent.
     """
     out_dir = options.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    wanted = batch_identity(manifest, options)
+    check_not_run_elsewhere(options, wanted)
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     with hold_lock(out_dir) as stale:
+        batch = claim_folder(options, wanted)
         records = load_records(out_dir)
-        items = work_items(manifest, records, options)
-        write_plan(out_dir, manifest.jobs)
-        write_metadata(out_dir, records.values())
+        jobs, moved = keep_paid_numbers(manifest.jobs, records)
+        manifest = dataclasses.replace(manifest, jobs=jobs)
+        items = work_items(manifest.jobs, records, options.out_dir,
+                           retry_failed=options.retry_failed,
+                           redo=lambda job: options.redo_changed or job in options.redo_ids)
+        tidied = refresh_folder(out_dir, batch, manifest.jobs, records)
+        warnings = (*moved, *tidied, *remember_batch(options, wanted))
         yield PreparedRun(manifest, options, items, records,
-                          stale.pid if stale is not None else None)
+                          stale.pid if stale is not None else None, warnings)
 
 
 def live_state(prepared: PreparedRun, clock: Clock) -> Live:
     """The control and progress of a prepared run, its jobs counted where they start."""
     total = len(prepared.items)
     notes = Notes()
-    control = Control(total=total, limit=prepared.options.max_failures, note=notes.add)
+    # Failed jobs of earlier runs that this run leaves alone count toward --max-failures.
+    held = sum(1 for i in prepared.items
+               if i.record is not None and i.record.state is JobState.FAILED
+               and i.decision.action is not Action.SUBMIT)
+    control = Control(total=total, limit=prepared.options.max_failures, note=notes.add,
+                      failed_before=held)
     progress = Progress(total=total, control=control, clock=clock.monotonic, notes=notes)
     progress.start(i.record.state if i.record else JobState.PENDING for i in prepared.items)
     return Live(control, progress)
@@ -209,7 +205,7 @@ async def run_batch(
     """Run the batch; the ledger and metadata.jsonl are complete however it ends."""
     options = prepared.options
     ledger = JsonlLedger(options.out_dir)
-    writer = LedgerWriter(ledger)
+    writer = LedgerWriter(ledger, describe=lambda exc: write_failure(exc, options.out_dir))
     book = JobBook(writer, prepared.records,
                    (live.progress.observe, count_failures(live.control.count_failure)))
     try:
@@ -236,10 +232,23 @@ async def run_batch(
                 tg.cancel_scope.cancel()
     finally:
         ledger.close()
-        write_metadata(options.out_dir, book.records.values())
+        _rewrite_metadata(prepared, live, book.records)
     ending = live.control.ending
     return RunResult(exit_code_for(prepared.manifest.jobs, book.records, ending), ending,
                      book.records)
+
+
+def _rewrite_metadata(
+    prepared: PreparedRun, live: Live, records: Mapping[str, JobRecord]
+) -> None:
+    """metadata.jsonl from the ledger, however the run ends; a folder that cannot take it
+    halts the run (the next one rewrites it) and never hides how the run ended."""
+    out_dir = prepared.options.out_dir
+    try:
+        write_metadata(out_dir, records.values(), {spec.id for spec in prepared.manifest.jobs})
+    except OSError as exc:
+        live.control.halt_for(HaltReason.DISK, f"metadata.jsonl was not rewritten: "
+                              f"{write_failure(exc, out_dir)}")
 
 
 def _scheduler(
@@ -256,10 +265,16 @@ def _scheduler(
     async def make_body(spec: JobSpec) -> dict[str, Any]:
         return await request_body(spec, registry, uploader)
 
+    async def inputs_of(spec: JobSpec, body: dict[str, Any]) -> tuple[dict[str, str], ...]:
+        return await input_files(spec, body, uploader.content_hash)
+
     async def fetch(asset_id: str, dest: Path, known: RemoteAsset | None) -> DownloadedFile:
         return await download_asset(client, cdn_session, asset_id, dest, lookup=lookup,
-                                    known=known)
+                                    known=known, keep_free=options.keep_free)
 
+    follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
+                        policy=options.poll, fetch=fetch, locate=lookup,
+                        out_dir=options.out_dir, note=note, clock=clock, halt=control.halt_for)
     submitter = Submitter(
         book=book, make_body=make_body, generate=client.generate,
         price=CostEstimator(client) if options.budget is not None else None,
@@ -267,10 +282,8 @@ def _scheduler(
         reconciler=Reconciler(lambda since: client.list_jobs(created_after=since),
                               claimed=claimed, settle=options.settle, clock=clock),
         may_submit=lambda: control.submissions_allowed, note=note, clock=clock,
+        inputs_of=inputs_of, set_aside=follower.supersede,
     )
-    follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
-                        policy=options.poll, fetch=fetch, locate=lookup,
-                        out_dir=options.out_dir, note=note, clock=clock)
     admission = Admission(
         window=opening_window(options.concurrency, plan_cap),
         workers=options.concurrency + options.download_concurrency,
@@ -304,7 +317,8 @@ def _watcher(
     cadence = CadencePolicy(min_interval=1.0 / options.listings_per_second,
                             max_interval=options.poll.maximum)
     return ListWatcher(lambda since: client.list_jobs(updated_after=since), client.get_job,
-                       clock=clock, cadence=cadence, durations=learned_durations(records))
+                       clock=clock, cadence=cadence, durations=learned_durations(records),
+                       lost_grace=options.poll.lost_grace)
 
 
 def learned_durations(records: Mapping[str, JobRecord]) -> Durations:
@@ -329,20 +343,3 @@ def exit_code_for(
         if record is None or not record.all_downloaded:
             return EXIT_JOBS_FAILED
     return EXIT_OK
-
-
-class api_sessions:
-    """Two aiohttp sessions: one for the API (credentials added per request by the client,
-    only for its origin), one that never carries credentials, for the CDN and upload parts.
-    """
-
-    async def __aenter__(self) -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
-        timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=60.0)
-        self._api = aiohttp.ClientSession(timeout=timeout, raise_for_status=False)
-        self._cdn = aiohttp.ClientSession(timeout=timeout, raise_for_status=False)
-        return self._api, self._cdn
-
-    async def __aexit__(self, *exc: object) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._api.close()
-            await self._cdn.close()

@@ -4,7 +4,9 @@ then downloading every asset it produced.
 Every outcome is a ledger record and a frozen `FollowOutcome`. A job that does not end
 within its deadline is recorded `timed-out`, one the API cannot be asked about
 `poll-failed`: both stay in flight at the API, are not failures, and are polled again by
-the next run. Auth/credit failures come back as a halt for the scheduler to apply.
+the next run. One the API keeps answering 404 for past the grace is recorded `lost`: a
+failed job, posted again only with `--retry-failed`. Auth/credit failures come back as a halt
+for the scheduler to apply.
 """
 
 from __future__ import annotations
@@ -22,18 +24,31 @@ from runner.batch.book import JobBook
 from runner.batch.control import HaltReason, halt_reason_for
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState, RemoteAsset, RemoteJob, RemoteStatus
-from runner.errors import ApiError, TransientApiError
+from runner.errors import ApiError, LocalWriteError, PermanentApiError, TransientApiError
 from runner.ledger import (
     Downloaded,
     DownloadFailed,
     Finished,
+    Lost,
     Outcome,
     PollFailed,
     Running,
+    Superseded,
     TimedOut,
 )
-from runner.outdir import video_relpath
-from runner.polling import ListWatcher, PollPolicy, PollTimeout, server_seconds, wait_terminal
+from runner.outdir import move_file, superseded_relpath, video_relpath, write_failure
+from runner.polling import (
+    JobGone,
+    ListWatcher,
+    PollPolicy,
+    PollTimeout,
+    is_not_found,
+    server_seconds,
+    wait_terminal,
+)
+
+LOST_HINT = ("it may have been dropped by the API, or created under other credentials; "
+             "--retry-failed posts it again (a new, paid attempt)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +76,11 @@ class Follower:
         out_dir: Path,
         note: Callable[[str], None],
         clock: Clock,
+        halt: Callable[[HaltReason, str], None] = lambda _reason, _detail: None,
     ) -> None:
         self._book = book
+        self._halt = halt
+        self._unwritable: str | None = None  # why the folder could not be written
         self._get_job = get_job
         self._watcher = watcher
         self._policy = policy
@@ -87,6 +105,11 @@ class Follower:
             await self._book.record(TimedOut(
                 job=spec.id, job_id=job_id,
                 error=f"no terminal status within {self._policy.deadline:g}s"))
+            return FollowOutcome(None)
+        except JobGone as gone:
+            await self._book.record(Lost(job=spec.id, job_id=job_id, error=f"lost: {gone}",
+                                         hint=LOST_HINT))
+            self._note(f"{spec.id}: lost — {gone}; --retry-failed posts it again")
             return FollowOutcome(None)
         except ApiError as exc:
             reason = halt_reason_for(exc)
@@ -115,6 +138,12 @@ class Follower:
                 job = await self._get_job(job_id)
             except TransientApiError:
                 pass  # an outage: the listing (and its own fallback GETs) will tell
+            except PermanentApiError as exc:
+                if not is_not_found(exc):
+                    raise
+                # Unknown to the API: its own GETs tell within the grace whether it is gone.
+                return await wait_terminal(self._get_job, job_id, policy=self._policy,
+                                           clock=self._clock, on_update=on_update)
             else:
                 await on_update(job)
                 if job.status.terminal:
@@ -141,29 +170,75 @@ class Follower:
                 tg.start_soon(one, asset_id)
         return found
 
+    async def supersede(self, spec: JobSpec) -> None:
+        """Before a new attempt of a job with videos: set them aside, never overwrite a paid
+        file. The ledger says where each goes before it moves (a killed run's moves are
+        finished by the next one: `outdir.complete_moves`)."""
+        record = self._book.get(spec.id)
+        if record is None:
+            return
+        for asset in record.assets:
+            source = self._out_dir / asset.path
+            if not source.is_file():
+                continue  # gone already: nothing to keep, the new intent forgets it
+            rel = superseded_relpath(spec.id, record.attempt, asset.path)
+            await self._book.record(Superseded(
+                job=spec.id, asset_id=asset.asset_id, path=rel, previous=asset.path,
+                sha256=asset.sha256, bytes=asset.bytes, attempt=record.attempt))
+            try:
+                await anyio.to_thread.run_sync(move_file, source, self._out_dir / rel)
+            except OSError as exc:  # the next run finishes the move the ledger recorded
+                raise LocalWriteError(write_failure(exc, self._out_dir)) from exc
+            self._note(f"{spec.id}: its attempt-{record.attempt} video is kept at {rel}")
+
     async def download(
         self, spec: JobSpec, asset_ids: tuple[str, ...], have: frozenset[str] = frozenset(),
         located: Mapping[str, RemoteAsset] | None = None,
     ) -> bool:
         """Fetch every asset not in `have`; True when all files are in place and verified.
-        `located`: assets already looked up (`locate`)."""
+        `located`: assets already looked up (`locate`).
+
+        A file the folder cannot take (disk full, read-only) halts the run, once; later
+        downloads are not tried (each would fill the disk again, and the ledger needs its
+        few bytes): they are recorded failed and the next run fetches them.
+        """
         ok = True
         located = located or {}
         for index, asset_id in enumerate(asset_ids):
             if asset_id in have:
                 continue
-            rel = video_relpath(spec.id, index, len(asset_ids))
-            try:
-                got = await self._fetch(asset_id, self._out_dir / rel, located.get(asset_id))
-            except ApiError as exc:
+            if self._unwritable is not None:
+                await self._book.record(DownloadFailed(
+                    job=spec.id, asset_id=asset_id,
+                    error=f"not downloaded: {self._unwritable}"))
                 ok = False
-                await self._book.record(DownloadFailed(job=spec.id, asset_id=asset_id,
-                                                       error=str(exc)))
-                self._note(f"{spec.id}: download of {asset_id} failed: {exc}")
                 continue
-            await self._book.record(Downloaded(job=spec.id, asset_id=asset_id, path=rel,
-                                               sha256=got.sha256, bytes=got.bytes))
+            ok = await self._fetch_one(spec, asset_id, index, len(asset_ids),
+                                       located.get(asset_id)) and ok
         return ok
+
+    async def _fetch_one(
+        self, spec: JobSpec, asset_id: str, index: int, count: int, known: RemoteAsset | None
+    ) -> bool:
+        rel = video_relpath(spec.id, index, count)
+        try:
+            got = await self._fetch(asset_id, self._out_dir / rel, known)
+        except ApiError as exc:
+            await self._book.record(DownloadFailed(job=spec.id, asset_id=asset_id,
+                                                   error=str(exc)))
+            self._note(f"{spec.id}: download of {asset_id} failed: {exc}")
+            return False
+        except LocalWriteError as exc:
+            detail = exc.message if exc.cause is None else write_failure(
+                exc.cause, self._out_dir, exc.needed)
+            self._unwritable = self._unwritable or detail
+            self._halt(HaltReason.DISK, detail)
+            await self._book.record(DownloadFailed(job=spec.id, asset_id=asset_id,
+                                                   error=f"not written: {detail}"))
+            return False
+        await self._book.record(Downloaded(job=spec.id, asset_id=asset_id, path=rel,
+                                           sha256=got.sha256, bytes=got.bytes))
+        return True
 
 
 def job_class(model: str, params: Mapping[str, Any]) -> tuple[str, str | None]:

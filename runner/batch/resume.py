@@ -55,6 +55,22 @@ def changed_fields(
     return tuple(diffs)
 
 
+def changed_inputs(
+    current: Mapping[str, tuple[str, str]], record: JobRecord | None
+) -> tuple[str, ...]:
+    """The input files whose content changed since the last intent, as `params.x (new
+    content of path)`: `current` maps a field to (path as written, sha256 now). A field whose
+    path changed is already a changed param; a record from before 0.2 has no hashes."""
+    if record is None:
+        return ()
+    found = []
+    for item in record.inputs:
+        now = current.get(item.field)
+        if now is not None and now[0] == item.path and now[1] != item.sha256:
+            found.append(f"{item.field} (new content of {item.path})")
+    return tuple(found)
+
+
 def decide(
     model: str,
     params: Mapping[str, Any],
@@ -63,11 +79,13 @@ def decide(
     files_ok: bool,
     retry_failed: bool = False,
     redo: bool = False,
+    changed_inputs: tuple[str, ...] = (),
 ) -> Decision:
-    """The next action for a job. `files_ok`: its recorded files exist and verify."""
+    """The next action for a job. `files_ok`: its recorded files exist and verify;
+    `changed_inputs`: its input files whose content changed (`changed_inputs()`)."""
     if record is None or (record.state is JobState.PENDING and not record.unresolved_intent):
         return Decision(Action.SUBMIT, "not submitted yet: will be submitted")
-    changed = changed_fields(model, params, record)
+    changed = changed_fields(model, params, record) + changed_inputs
     if changed and not redo:
         return Decision(
             Action.CHANGED,
@@ -95,11 +113,10 @@ def _decide_unchanged(record: JobRecord, *, files_ok: bool, retry_failed: bool) 
         return Decision(Action.DOWNLOAD, "succeeded: will download its missing file(s)")
     if state in (JobState.SUBMITTED, JobState.RUNNING) or record.timed_out:
         return Decision(Action.POLL, f"in flight as {record.job_id}: will poll it again")
+    what = f"lost by the API ({record.job_id})" if record.lost else state.value
     if retry_failed:
-        return Decision(Action.SUBMIT, f"{state.value}: --retry-failed makes a new attempt")
-    return Decision(
-        Action.HOLD, f"{state.value}: not resubmitted (use --retry-failed to try again)"
-    )
+        return Decision(Action.SUBMIT, f"{what}: --retry-failed makes a new attempt")
+    return Decision(Action.HOLD, f"{what}: not resubmitted (use --retry-failed to try again)")
 
 
 # Failure texts that say "try again later" vs "this input will never pass". A content-policy

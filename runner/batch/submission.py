@@ -25,6 +25,7 @@ from runner.clock import Clock
 from runner.domain import JobSpec, RemoteJob, Submission
 from runner.errors import (
     ApiError,
+    LocalWriteError,
     OutcomeUnknownError,
     PermanentApiError,
     RateLimitedError,
@@ -94,8 +95,13 @@ class Submitter:
         may_submit: Callable[[], bool],
         note: Callable[[str], None],
         clock: Clock,
+        inputs_of: Callable[[JobSpec, Body], Awaitable[tuple[dict[str, str], ...]]]
+        | None = None,
+        set_aside: Callable[[JobSpec], Awaitable[None]] | None = None,
     ) -> None:
         self._book = book
+        self._inputs_of = inputs_of
+        self._set_aside = set_aside
         self._make_body = make_body
         self._generate = generate
         self._price = price
@@ -110,20 +116,13 @@ class Submitter:
         attempt = self._book.next_attempt(spec.id)
         try:
             body = await self._make_body(spec)
+            inputs = await self._inputs_of(spec, body) if self._inputs_of else ()
         except (ApiError, UsageError) as exc:
             return await self._refused(spec, attempt, exc, what="uploading its files")
         for _ in range(MAX_REPOSTS):
             if not self._may_submit():
                 return SubmitOutcome()
-            try:
-                price = await self._price_of(spec, body)
-            except ApiError as exc:
-                return await self._refused(spec, attempt, exc, what="pricing it (dry run)")
-            try:
-                with self._budget.reservation(price) as reservation:
-                    outcome = await self._post(spec, body, attempt, reservation)
-            except OverBudget as exc:
-                return SubmitOutcome(halt=HaltReason.BUDGET, detail=f"{spec.id}: {exc}")
+            outcome = await self._once(spec, body, attempt, inputs)
             if outcome is not _Repost.REPOST:
                 return outcome
             attempt = self._book.next_attempt(spec.id)
@@ -132,6 +131,22 @@ class Submitter:
             error="reconciliation kept finding no job; gave up re-posting"))
         return SubmitOutcome()
 
+    async def _once(
+        self, spec: JobSpec, body: Body, attempt: int, inputs: tuple[dict[str, str], ...]
+    ) -> SubmitOutcome | _Repost:
+        """Price, reserve and post one attempt."""
+        try:
+            price = await self._price_of(spec, body)
+        except ApiError as exc:
+            return await self._refused(spec, attempt, exc, what="pricing it (dry run)")
+        try:
+            with self._budget.reservation(price) as reservation:
+                return await self._post(spec, body, attempt, reservation, inputs)
+        except OverBudget as exc:
+            return SubmitOutcome(halt=HaltReason.BUDGET, detail=f"{spec.id}: {exc}")
+        except LocalWriteError as exc:  # its old video could not be set aside
+            return SubmitOutcome(halt=HaltReason.DISK, detail=f"{spec.id}: {exc}")
+
     async def _price_of(self, spec: JobSpec, body: Body) -> float:
         # Without a budget nothing is reserved, so no dry run is spent on a price.
         if self._budget.limit is None or self._price is None:
@@ -139,15 +154,18 @@ class Submitter:
         return await self._price(spec.model, body)
 
     async def _post(
-        self, spec: JobSpec, body: Body, attempt: int, reservation: Reservation
+        self, spec: JobSpec, body: Body, attempt: int, reservation: Reservation,
+        inputs: tuple[dict[str, str], ...],
     ) -> SubmitOutcome | _Repost:
         body_json = canonical_json(body)
         async with self._reconciler.holding(body_json, spec.model) as held:
+            if self._set_aside is not None:
+                await self._set_aside(spec)  # a redo keeps the video it replaces
             ts = self._clock.now_iso()
             await self._book.record(Intended(
                 job=spec.id, ts=ts, attempt=attempt, model=spec.model,
                 params=dict(spec.params), body=body,
-                fingerprint=body_fingerprint(spec.model, body)))
+                fingerprint=body_fingerprint(spec.model, body), inputs=inputs))
             answer = await self._send(spec, body, attempt, held, reservation)
             if isinstance(answer, OutcomeUnknownError):
                 intent = Intent(spec.id, spec.model, body_json, ts)

@@ -10,6 +10,7 @@ shows a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
@@ -17,9 +18,13 @@ from types import ModuleType
 
 from runner import __version__
 from runner.cli import output
-from runner.errors import EXIT_INTERRUPTED, KlingBatchError
+from runner.errors import EXIT_INTERRUPTED, EXIT_USAGE, KlingBatchError
 
 __all__ = ["build_parser", "main"]
+
+# Failures of the machine, not bugs: no space, no permission, a read-only file system.
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
+                                 errno.EROFS})
 
 
 # Command -> (its module, one line of help).
@@ -94,6 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         output.err("interrupted")
         return EXIT_INTERRUPTED
+    except OSError as exc:
+        # The last net for a file system the commands did not expect to refuse (each
+        # command names its folder itself where it writes): one line, never a traceback.
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        output.err(f"error: {exc.strerror}: {exc.filename or ''}".rstrip(": "))
+        return EXIT_USAGE
     return code
 
 

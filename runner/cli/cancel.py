@@ -11,11 +11,13 @@ from pathlib import Path
 
 import anyio
 
+from runner.api import api_origin
 from runner.batch import cancel_jobs, cancel_targets, record_cancellations
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint
 from runner.cli.status import load_views
-from runner.errors import EXIT_JOBS_FAILED
+from runner.errors import EXIT_JOBS_FAILED, FolderError, UsageError
+from runner.outdir import SIMULATOR, read_batch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,9 +35,8 @@ def execute(args: argparse.Namespace) -> int:
         output.out("no job of this run is in flight: nothing to cancel")
         return 0
     base_url, credentials = api_endpoint(args.base_url)
+    _check_origin(args.directory, api_origin(base_url))
     outcomes = anyio.run(cancel_jobs, base_url, credentials, targets.jobs)
-    if not record_cancellations(args.directory, outcomes):
-        output.err("a run holds this folder: it will record the cancellations itself")
     refused = [o for o in outcomes if o.refusal is not None]
     for outcome in outcomes:
         text = f"refused: {outcome.refusal}" if outcome.refusal else (
@@ -43,4 +44,23 @@ def execute(args: argparse.Namespace) -> int:
         output.out(f"{outcome.job}  {outcome.job_id}  {text}")
     output.out(f"{len(outcomes) - len(refused)} cancel request(s) accepted, "
                f"{len(refused)} refused")
+    try:
+        recorded = record_cancellations(args.directory, outcomes)
+    except FolderError as exc:  # the API did cancel: the next run's polling records it
+        raise FolderError(f"the cancellations were not recorded: {exc.message}",
+                          hint="the next run sees them at the API") from None
+    if not recorded:
+        output.err("a run holds this folder: it will record the cancellations itself")
     return EXIT_JOBS_FAILED if refused else 0
+
+
+def _check_origin(directory: Path, origin: str) -> None:
+    """UsageError when the folder's jobs belong to another API origin (or the simulator)."""
+    batch = read_batch(directory)
+    if batch is None or batch.origin is None or batch.origin == origin:
+        return
+    if batch.origin == SIMULATOR:
+        raise UsageError(f"{directory} holds a batch run against the built-in simulator: its "
+                         "jobs died with it, there is nothing to cancel at the API")
+    raise UsageError(f"{directory} holds a batch run against {batch.origin}, not {origin}",
+                     hint=f"pass --base-url {batch.origin}")

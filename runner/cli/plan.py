@@ -17,9 +17,10 @@ from runner.api import AssetUploader, Credentials, ScenarioClient
 from runner.batch import Estimate, api_sessions, estimate_jobs
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
-from runner.cli.validate import add_allow_unknown, load_from_args, problem_json
+from runner.cli.validate import add_manifest_switches, load_from_args, problem_json
 from runner.errors import EXIT_OK, EXIT_USAGE, ManifestError
 from runner.manifest import Manifest
+from runner.outdir import writing
 from runner.schemas import SchemaRegistry
 from runner.views import PlanSummary, job_seconds, summarize_plan
 
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's flags."""
     parser.add_argument("manifest", type=Path, metavar="MANIFEST", help="the YAML manifest")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    add_allow_unknown(parser)
+    add_manifest_switches(parser)
     parser.add_argument("--estimate", action="store_true",
                         help="ask the API's dry run for the cost in creative units")
     parser.add_argument("--simulate", action="store_true",
@@ -73,7 +74,8 @@ def execute(args: argparse.Namespace) -> int:
 def _estimate(args: argparse.Namespace, manifest: Manifest, registry: SchemaRegistry) -> Estimate:
     endpoint = None if args.simulate else api_endpoint(args.base_url)
     out_dir = (args.output or Path("output") / args.manifest.stem).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     return anyio.run(_estimate_async, manifest, registry, endpoint, out_dir)
 
 

@@ -2,7 +2,7 @@
 the dataset card README.md — by `report`, when a run ends, and every 30 s during a run.
 
 Each file is rendered from the ledger and plan (pure views), then written atomically, so a
-reader never sees half a page. The batch's provenance (batch.json) is recorded by `run`
+reader never sees half a page. The batch's provenance (provenance.json) is recorded by `run`
 when it starts (`record_batch`). A README.md that kling-batch did not write is the user's:
 it is left alone (and said so) rather than overwritten.
 """
@@ -50,7 +50,7 @@ REFRESH_SECONDS = 30.0
 
 
 def record_batch(prepared: PreparedRun, clock: Clock = REAL_CLOCK) -> None:
-    """Write DIR/batch.json for a run about to start (its plan.jsonl is written)."""
+    """Write DIR/provenance.json for a run about to start (its plan.jsonl is written)."""
     manifest, options = prepared.manifest, prepared.options
     schema_dir = default_schema_dir()
     schemas = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from runner.cli import output
 from runner.cli.refresh import write_views
+from runner.outdir import writing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    for path in write_views(args.directory):
+    with writing(args.directory):  # a read-only folder: one line, exit 2
+        written = write_views(args.directory)
+    for path in written:
         output.out(str(path))
     return 0

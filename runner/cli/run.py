@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from runner.api import DEFAULT_BASE_URL
+from runner.api import DEFAULT_BASE_URL, account_of, api_origin
 from runner.batch import (
     Control,
     Endpoint,
@@ -37,12 +37,12 @@ from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.live import render_progress
 from runner.cli.refresh import keep_views_fresh, record_batch, write_final_views
-from runner.cli.validate import add_allow_unknown, load_from_args
+from runner.cli.validate import add_manifest_switches, load_from_args
 from runner.clock import REAL_CLOCK
-from runner.errors import EXIT_INTERRUPTED, UsageError
+from runner.errors import EXIT_INTERRUPTED
 from runner.ledger import JobRecord, load_records
-from runner.manifest import Manifest
-from runner.outdir import PlannedJob
+from runner.manifest import Manifest, flag_value, model_limit_flag
+from runner.outdir import SIMULATOR, PlannedJob, default_index_path
 from runner.polling import PollMode, PollPolicy
 from runner.schemas import SchemaRegistry
 from runner.views import job_views, state_counts
@@ -64,38 +64,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", help="API base URL (default: $SCENARIO_BASE_URL or "
                         f"{DEFAULT_BASE_URL})")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--concurrency", type=int, help="jobs in flight at the API (default "
-                        f"{_D.concurrency})")
+    limits.add_argument("--concurrency", metavar="N", help="jobs in flight at the API "
+                        f"(default {_D.concurrency})")
     limits.add_argument("--model-concurrency", action="append", default=[],
                         metavar="MODEL=N", help="per-model limit on jobs in flight")
-    limits.add_argument("--submit-rate", type=float, metavar="PER_SECOND",
+    limits.add_argument("--submit-rate", metavar="PER_SECOND",
                         help="at most this many generate requests per second")
-    limits.add_argument("--download-concurrency", type=int, help="parallel downloads "
+    limits.add_argument("--download-concurrency", metavar="N", help="parallel downloads "
                         f"(default {_D.download_concurrency})")
-    limits.add_argument("--job-timeout", type=float, metavar="SECONDS",
+    limits.add_argument("--job-timeout", metavar="SECONDS",
                         help="per-job deadline for a terminal status (default "
                         f"{_D.poll.deadline:g})")
-    limits.add_argument("--poll-interval", type=float, metavar="SECONDS",
+    limits.add_argument("--poll-interval", metavar="SECONDS",
                         help=f"first poll after this long, then x{_D.poll.factor:g} each time "
                         f"(default {_D.poll.initial:g})")
-    limits.add_argument("--poll-max", type=float, metavar="SECONDS",
+    limits.add_argument("--poll-max", metavar="SECONDS",
                         help="longest wait between two polls (or listings) (default "
                         f"{_D.poll.maximum:g})")
     limits.add_argument("--poll-mode", choices=[m.value for m in PollMode],
                         help="list (default): one job listing for the whole batch, at a "
                         "cadence learned from the jobs' durations; each: one GET per job, "
                         "backing off (see the README's benchmark)")
-    limits.add_argument("--listings-per-second", type=float, metavar="N",
+    limits.add_argument("--listings-per-second", metavar="N",
                         help="list mode's request budget: at most N job listings a second "
                         f"(default {_D.listings_per_second:g}); the cadence follows the jobs")
-    limits.add_argument("--settle", type=float, metavar="SECONDS",
+    limits.add_argument("--lost-grace", metavar="SECONDS",
+                        help="a job the API answers 404 for this long is recorded lost "
+                        f"(default {_D.poll.lost_grace:g})")
+    limits.add_argument("--settle", metavar="SECONDS",
                         help="how long a lost POST is looked for before posting again "
                         f"(default {_D.settle:g})")
     halts = parser.add_argument_group("halting and retries")
-    halts.add_argument("--budget", type=float, metavar="CU",
+    halts.add_argument("--budget", metavar="CU",
                        help="stop submitting before the spend would pass this many CU")
-    halts.add_argument("--max-failures", metavar="N|N%", help="halt once this many jobs fail")
-    halts.add_argument("--auto-retries", type=int,
+    halts.add_argument("--max-failures", metavar="N|N%",
+                       help="halt once this many of the folder's jobs have failed")
+    halts.add_argument("--auto-retries", metavar="N",
                        help="automatic new attempts for transient job failures "
                        f"(default {_D.auto_retries})")
     halts.add_argument("--retry-failed", action="store_true",
@@ -104,56 +108,75 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="submit jobs whose model/params changed since they were submitted")
     halts.add_argument("--redo", action="append", default=[], metavar="ID",
                        help="submit this changed job again (repeatable)")
-    add_allow_unknown(parser)
+    batch = parser.add_argument_group("the folder's batch (one manifest, one API origin)")
+    batch.add_argument("--new-batch", action="store_true",
+                       help="start a new folder for a manifest already run into another one "
+                       "(its jobs are paid again)")
+    batch.add_argument("--continue-batch", action="store_true",
+                       help="run this manifest (or these credentials) into a folder holding "
+                       "another manifest's batch, as its continuation")
+    add_manifest_switches(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
-def _model_limits(values: list[str], manifest: Manifest) -> dict[str, int]:
+def _model_limits(values: list[str], manifest: Manifest, models: Sequence[str]) -> dict[str, int]:
     limits = dict(manifest.settings.model_concurrency)
     for value in values:
-        model, sep, count = value.partition("=")
-        if not sep or not count.strip().isdigit() or int(count) < 1:
-            raise UsageError(f"--model-concurrency {value!r} is not MODEL=N",
-                             hint="e.g. --model-concurrency model_kling-v3-t2v-4k=2")
-        limits[model.strip()] = int(count)
+        model, limit = model_limit_flag(value, models)
+        limits[model] = limit
     return limits
-
-
-def _positive(name: str, value: float | None) -> None:
-    if value is not None and value <= 0:
-        raise UsageError(f"{name} must be positive, got {value:g}")
 
 
 def _first(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
-def build_options(args: argparse.Namespace, manifest: Manifest) -> RunOptions:
-    """CLI flags over the manifest's `settings:`, over the defaults (`RunOptions`)."""
+# Flags checked as the manifest's settings are (runner.manifest's one table of settings).
+_CHECKED_FLAGS = ("concurrency", "submit_rate", "download_concurrency", "job_timeout",
+                  "poll_mode", "max_failures", "budget", "auto_retries", "settle",
+                  "poll_interval", "poll_max", "lost_grace", "listings_per_second")
+
+
+def build_options(
+    args: argparse.Namespace, manifest: Manifest, models: Sequence[str],
+    endpoint: Endpoint | None = None,
+) -> RunOptions:
+    """CLI flags over the manifest's `settings:`, over the defaults (`RunOptions`); the
+    folder's batch is checked against `endpoint` (None: the simulator).
+
+    Raises UsageError for a flag its setting would refuse (`--budget nan`, an unknown
+    model in `--model-concurrency`).
+    """
+    f = {name: flag_value(f"--{name.replace('_', '-')}", getattr(args, name))
+         for name in _CHECKED_FLAGS}
     s = manifest.settings
-    for name in ("concurrency", "submit_rate", "download_concurrency", "job_timeout",
-                 "settle", "budget", "poll_interval", "poll_max", "listings_per_second"):
-        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
     out_dir = (args.output or Path("output") / args.manifest.stem).resolve()
     defaults = default_options(out_dir, simulated=args.simulate)
     poll = defaults.poll
+    mode = _first(f["poll_mode"], s.poll_mode)
     return defaults.with_overrides(
-        concurrency=_first(args.concurrency, s.concurrency),
-        model_concurrency=_model_limits(args.model_concurrency, manifest),
-        submits_per_second=_first(args.submit_rate, s.submits_per_second),
-        download_concurrency=_first(args.download_concurrency, s.download_concurrency),
-        poll=PollPolicy(_first(args.poll_interval, poll.initial), poll.factor,
-                        _first(args.poll_max, poll.maximum),
-                        _first(args.job_timeout, s.job_timeout, poll.deadline)),
-        poll_mode=PollMode(args.poll_mode) if args.poll_mode else None,
-        listings_per_second=args.listings_per_second,
-        settle=args.settle,
-        budget=_first(args.budget, s.budget),
-        max_failures=FailureLimit.parse(args.max_failures or s.max_failures),
-        auto_retries=None if args.auto_retries is None else max(0, args.auto_retries),
+        concurrency=_first(f["concurrency"], s.concurrency),
+        model_concurrency=_model_limits(args.model_concurrency, manifest, models),
+        submits_per_second=_first(f["submit_rate"], s.submits_per_second),
+        download_concurrency=_first(f["download_concurrency"], s.download_concurrency),
+        poll=PollPolicy(_first(f["poll_interval"], poll.initial), poll.factor,
+                        _first(f["poll_max"], poll.maximum),
+                        _first(f["job_timeout"], s.job_timeout, poll.deadline),
+                        _first(f["lost_grace"], poll.lost_grace)),
+        poll_mode=PollMode(mode) if mode else None,
+        listings_per_second=f["listings_per_second"],
+        settle=_first(f["settle"], s.settle),
+        budget=_first(f["budget"], s.budget),
+        max_failures=FailureLimit.parse(_first(f["max_failures"], s.max_failures)),
+        auto_retries=_first(f["auto_retries"], s.auto_retries),
         retry_failed=args.retry_failed,
         redo_changed=args.redo_changed,
         redo_ids=frozenset(args.redo),
+        origin=SIMULATOR if endpoint is None else api_origin(endpoint.base_url),
+        account=None if endpoint is None else account_of(endpoint.credentials),
+        batch_index=default_index_path(os.environ),
+        new_batch=args.new_batch,
+        continue_batch=args.continue_batch,
     )
 
 
@@ -168,9 +191,11 @@ def execute(args: argparse.Namespace) -> int:
     registry, manifest = load_from_args(args)
     for warning in manifest.warnings:
         output.err(str(warning))
-    options = build_options(args, manifest)
     endpoint = resolve_endpoint(args)
+    options = build_options(args, manifest, registry.models, endpoint)
     with prepare_run(manifest, options) as prepared:
+        for note in prepared.warnings:
+            output.err(note)
         if prepared.stale_lock_pid is not None:
             output.err(f"took over a stale lock left by pid {prepared.stale_lock_pid} "
                        "(it is gone)")

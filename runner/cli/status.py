@@ -8,7 +8,7 @@ from pathlib import Path
 from runner.cli import output
 from runner.errors import UsageError
 from runner.ledger import LEDGER_NAME, load_records
-from runner.outdir import PLAN_NAME, read_lock, read_plan
+from runner.outdir import PLAN_NAME, SIMULATOR, read_batch, read_lock, read_plan
 from runner.views import JobView, job_views, status_json, status_lines
 
 
@@ -27,8 +27,6 @@ def load_views(directory: Path) -> list[JobView]:
     return job_views(directory, read_plan(directory), load_records(directory))
 
 
-
-
 def execute(args: argparse.Namespace) -> int:
     views = load_views(args.directory)
     if args.json:
@@ -39,4 +37,11 @@ def execute(args: argparse.Namespace) -> int:
     lock = read_lock(args.directory)
     if lock is not None and not lock.stale:
         output.out(f"a run is in progress (pid {lock.pid} on {lock.host})")
+    try:
+        batch = read_batch(args.directory)
+    except UsageError:
+        batch = None  # the next run says what is wrong with it; status still shows the jobs
+    if batch is not None and batch.origin == SIMULATOR:
+        output.out("this batch ran against the built-in simulator (--simulate): its videos "
+                   "are test clips, not generations")
     return 0

@@ -18,15 +18,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's flags."""
     parser.add_argument("manifest", type=Path, metavar="MANIFEST", help="the YAML manifest")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    add_allow_unknown(parser)
+    add_manifest_switches(parser)
 
 
-def add_allow_unknown(parser: argparse.ArgumentParser) -> None:
-    """`--allow-unknown-params`, shared with the commands that load manifests."""
+def add_manifest_switches(parser: argparse.ArgumentParser) -> None:
+    """`--allow-unknown-params` and `--allow-outside-files`, shared with the commands that
+    load manifests."""
     parser.add_argument(
         "--allow-unknown-params",
         action="store_true",
         help="send parameters the schemas do not know (a warning each) instead of refusing",
+    )
+    parser.add_argument(
+        "--allow-outside-files",
+        action="store_true",
+        help="let local input files (and symlinks) resolve outside the manifest's folder",
     )
 
 
@@ -37,7 +43,8 @@ def load_from_args(args: argparse.Namespace) -> tuple[SchemaRegistry, Manifest]:
     """
     registry = SchemaRegistry.load()
     manifest = load_manifest(
-        args.manifest, registry, allow_unknown_params=args.allow_unknown_params
+        args.manifest, registry, allow_unknown_params=args.allow_unknown_params,
+        allow_outside_files=args.allow_outside_files,
     )
     return registry, manifest
 

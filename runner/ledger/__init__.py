@@ -7,6 +7,7 @@ from runner.ledger.events import (
     Event,
     Finished,
     Intended,
+    Lost,
     NotSubmitted,
     Outcome,
     OutcomeLost,
@@ -14,6 +15,7 @@ from runner.ledger.events import (
     Rejected,
     Running,
     Submitted,
+    Superseded,
     TimedOut,
     from_line,
     kind_of,
@@ -28,7 +30,14 @@ from runner.ledger.journal import (
     load_records,
     parse_lines,
 )
-from runner.ledger.records import AssetRecord, JobRecord, apply, replay
+from runner.ledger.records import (
+    AssetRecord,
+    InputFile,
+    JobRecord,
+    SupersededFile,
+    apply,
+    replay,
+)
 
 __all__ = [
     "LEDGER_NAME",
@@ -37,11 +46,13 @@ __all__ = [
     "Downloaded",
     "Event",
     "Finished",
+    "InputFile",
     "Intended",
     "JobRecord",
     "JsonlLedger",
     "Ledger",
     "LedgerWriter",
+    "Lost",
     "NotSubmitted",
     "Outcome",
     "OutcomeLost",
@@ -49,6 +60,8 @@ __all__ = [
     "Rejected",
     "Running",
     "Submitted",
+    "Superseded",
+    "SupersededFile",
     "TimedOut",
     "apply",
     "encode_event",

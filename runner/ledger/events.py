@@ -8,8 +8,9 @@ parse, is skipped by `from_line` (a newer writer may add kinds; a torn line is n
 
 Kinds, in the order a job usually meets them:
 
-- `intent` (attempt, model, params, body, fingerprint): about to POST; durable *before* the
-  request leaves, so a crash after sending is always reconcilable.
+- `intent` (attempt, model, params, body, fingerprint, inputs): about to POST; durable
+  *before* the request leaves, so a crash after sending is always reconcilable. `inputs`:
+  each local file (`field`, `path` as written, `sha256`, `assetId`).
 - `submitted` (jobId, model, attempt, cost, reconciled): the API created the job, or
   reconciliation adopted one it had created.
 - `unknown` (attempt, error): the POST's fate is unknown; reconcile before posting again.
@@ -24,9 +25,13 @@ Kinds, in the order a job usually meets them:
   the API, no longer followed by this run; the next run polls it again.
 - `poll-failed` (jobId, error): the API could not be asked about the job (after the client's
   retries); the same consequences as `timed-out`, a different cause.
+- `lost` (jobId, error, hint): the API kept answering 404 for the jobId past the grace
+  (`--lost-grace`): the job is failed, and `--retry-failed` posts it again.
 - `downloaded` (assetId, path, sha256, bytes): a verified file is in place (path relative
   to the output folder).
 - `download-failed` (assetId, error): the file could not be fetched this time.
+- `superseded` (assetId, path, previous, sha256, bytes, attempt): a new attempt will
+  replace the video of `attempt`: it is kept at `path`, moved from `previous` after this.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class Intended(_Event):
     params: Mapping[str, Any] | None = None
     body: Mapping[str, Any] | None = None
     fingerprint: str | None = None
+    inputs: tuple[Mapping[str, str], ...] = ()
     KIND: ClassVar[str] = "intent"
 
 
@@ -146,6 +152,16 @@ class PollFailed(_Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Lost(_Event):
+    """The API no longer knows the job: 404 for its jobId, again and again."""
+
+    job_id: str | None
+    error: str | None = None
+    hint: str | None = None
+    KIND: ClassVar[str] = "lost"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Downloaded(_Event):
     asset_id: str
     path: str
@@ -161,9 +177,22 @@ class DownloadFailed(_Event):
     KIND: ClassVar[str] = "download-failed"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Superseded(_Event):
+    """A paid video set aside (not deleted) because a new attempt will replace it."""
+
+    asset_id: str
+    path: str
+    previous: str
+    sha256: str
+    bytes: int
+    attempt: int
+    KIND: ClassVar[str] = "superseded"
+
+
 Event = (
     Intended | Submitted | OutcomeLost | Rejected | NotSubmitted | Running | Finished
-    | TimedOut | PollFailed | Downloaded | DownloadFailed
+    | TimedOut | PollFailed | Lost | Downloaded | DownloadFailed | Superseded
 )
 
 # Python attribute -> the field's name on disk (product.md's spelling).
@@ -172,7 +201,7 @@ _FROM_WIRE = {v: k for k, v in _WIRE_NAMES.items()}
 _KINDS: dict[str, type[_Event]] = {
     cls.KIND: cls
     for cls in (Intended, Submitted, OutcomeLost, Rejected, NotSubmitted, Running, TimedOut,
-                PollFailed, Downloaded, DownloadFailed)
+                PollFailed, Lost, Downloaded, DownloadFailed, Superseded)
 }
 _FIELDS: dict[type[_Event], tuple[str, ...]] = {
     cls: tuple(f.name for f in fields(cls) if f.name not in ("job", "ts"))
@@ -231,15 +260,11 @@ _OUTCOMES = {o.value: o for o in Outcome}
 
 def _coerce(cls: type[_Event], values: dict[str, Any]) -> Event:
     """Types as the dataclass declares them, from JSON's (a hand-edited line may differ)."""
-    if "attempt" in values:
-        values["attempt"] = int(values["attempt"])
-    elif "attempt" in _FIELDS[cls]:
-        values["attempt"] = 1
-    for name, convert in _CONVERSIONS:
-        if values.get(name) is not None:
+    if "attempt" in _FIELDS[cls]:
+        values["attempt"] = int(values.get("attempt", 1))
+    for name, convert in _CONVERT.items():
+        if name in values:
             values[name] = convert(values[name])
-    if "asset_ids" in values and values["asset_ids"] is None:
-        values["asset_ids"] = ()
     if "job_id" in _FIELDS[cls] and values.get("job_id") is None:
         if cls is Submitted:
             # A job "created" without a jobId could be neither polled nor reconciled: the
@@ -256,15 +281,26 @@ def _asset_ids(value: Any) -> tuple[str, ...]:
     return tuple(str(a) for a in value or ())
 
 
+def _inputs(value: Any) -> tuple[Mapping[str, str], ...]:
+    # Never a reason to drop an intent (its POST must stay reconcilable): what does not
+    # parse is left out.
+    return tuple(
+        {str(k): str(v) for k, v in item.items()} for item in value
+        if isinstance(item, Mapping) and all(isinstance(v, str) for v in item.values())
+    ) if isinstance(value, list) else ()
+
+
 def _status(value: Any) -> Any:
     # 0.1 wrote a rejection's HTTP status as a number; the event declares text.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-# JSON value -> the type the event declares, per field (None stays None).
-_CONVERSIONS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
-    ("asset_ids", _asset_ids), ("status", _status), ("bytes", int), ("cost", float),
-    ("seconds", float), ("reconciled", bool),
-)
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# field -> JSON value as the dataclass declares it
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "asset_ids": _asset_ids, "inputs": _inputs, "status": _status, "bytes": int,
+    "cost": _number, "seconds": _number, "reconciled": bool,
+}

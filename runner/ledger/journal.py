@@ -10,7 +10,7 @@ planned): append events durably, read them back in order.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -65,13 +65,16 @@ class JsonlLedger:
             yield from parse_lines(fh)
 
     def write_batch(self, events: list[Event]) -> None:
-        """Append `events` durably (flush + fsync) in one write."""
+        """Append `events` durably (flush + fsync) in one write; raises OSError when not
+        every byte could be written (a short write is never taken for a whole one)."""
         data = b"".join(encode_event(e) for e in events)
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             if _has_torn_tail(self._fd):
                 data = b"\n" + data  # close the torn line so ours stand alone
-        os.write(self._fd, data)
+        view = memoryview(data)
+        while view:  # a full disk may take part of a write and refuse the rest
+            view = view[os.write(self._fd, view):]
         os.fsync(self._fd)
 
     async def append_many(self, events: list[Event]) -> None:
@@ -97,8 +100,12 @@ class LedgerWriter:
     record is safe (the intent before a POST, the jobId before anything else) just awaits it.
     """
 
-    def __init__(self, ledger: Ledger, *, buffer: int = 1024) -> None:
+    def __init__(
+        self, ledger: Ledger, *, buffer: int = 1024,
+        describe: Callable[[OSError], str] = str,
+    ) -> None:
         self._ledger = ledger
+        self._describe = describe  # the failure as a person reads it (folder, free space)
         self._failure: OSError | None = None
         self._send, self._receive = anyio.create_memory_object_stream[
             tuple[Event, anyio.Event]
@@ -119,7 +126,8 @@ class LedgerWriter:
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
             raise LedgerWriteError(
-                f"the ledger could not be written ({self._failure}); the run stopped",
+                f"the ledger could not be written ({self._describe(self._failure)}); the run "
+                "stopped",
                 hint="free disk space or fix the folder's permissions, then run the same "
                 "command to resume",
             ) from self._failure

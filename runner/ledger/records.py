@@ -10,6 +10,10 @@ means the same thing everywhere. States are product.md's six; two facts sit besi
   (`poll-failed`), stays SUBMITTED/RUNNING — it is at the API and may still finish — with
   `unfollowed` set: this run stopped following it, it is not a failure, and the next run
   polls it again.
+- A job the API no longer knows (`lost`: 404 past the grace) is FAILED with `lost` set: it
+  will not finish, and only `--retry-failed` posts it again.
+- A video a new attempt replaces (`superseded`) leaves `assets` for `superseded`: the paid
+  file is kept elsewhere in the folder and the ledger says where.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from runner.ledger.events import (
     Event,
     Finished,
     Intended,
+    Lost,
     NotSubmitted,
     Outcome,
     OutcomeLost,
@@ -32,6 +37,7 @@ from runner.ledger.events import (
     Rejected,
     Running,
     Submitted,
+    Superseded,
     TimedOut,
 )
 
@@ -47,6 +53,36 @@ class AssetRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SupersededFile:
+    """A video of an earlier attempt, kept at `path` (it was at `previous`)."""
+
+    asset_id: str
+    path: str
+    previous: str
+    sha256: str
+    bytes: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """A local file a job's last attempt sent: its field, path as written, content hash and
+    the asset id it was uploaded as."""
+
+    field: str
+    path: str
+    sha256: str
+    asset_id: str | None = None
+
+
+def _input_files(items: tuple[Mapping[str, str], ...]) -> tuple[InputFile, ...]:
+    return tuple(
+        InputFile(i["field"], i.get("path", ""), i["sha256"], i.get("assetId"))
+        for i in items if "field" in i and "sha256" in i
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """Everything the ledger knows about one manifest job."""
 
@@ -56,6 +92,7 @@ class JobRecord:
     params: Mapping[str, Any] | None = None
     body: Mapping[str, Any] | None = None
     fingerprint: str | None = None
+    inputs: tuple[InputFile, ...] = ()  # the last intent's local files (none before 0.2)
     attempt: int = 0
     job_id: str | None = None
     intent_ts: str | None = None
@@ -73,7 +110,9 @@ class JobRecord:
     run_seconds: float | None = None  # how long the last attempt ran, by the server's clock
     timed_out: bool = False
     poll_failed: bool = False
+    lost: bool = False  # the API answered 404 for the jobId past the grace
     previous_job_ids: tuple[str, ...] = field(default_factory=tuple)
+    superseded: tuple[SupersededFile, ...] = ()  # earlier attempts' videos, kept
 
     @property
     def unfollowed(self) -> bool:
@@ -98,11 +137,11 @@ def _intended(rec: JobRecord, ev: Intended) -> JobRecord:
     previous = rec.previous_job_ids + ((rec.job_id,) if rec.job_id else ())
     return replace(
         rec, state=JobState.SUBMITTED, model=ev.model, params=ev.params, body=ev.body,
-        fingerprint=ev.fingerprint, attempt=ev.attempt, job_id=None, intent_ts=ev.ts,
-        submitted_ts=None, finished_ts=None, run_seconds=None, unresolved_intent=True,
-        remote_status=None,
+        fingerprint=ev.fingerprint, inputs=_input_files(ev.inputs), attempt=ev.attempt,
+        job_id=None, intent_ts=ev.ts, submitted_ts=None, finished_ts=None, run_seconds=None,
+        unresolved_intent=True, remote_status=None,
         asset_ids=(), assets=(), error=None, hint=None, cost=None, reconciled=False,
-        timed_out=False, poll_failed=False, previous_job_ids=previous,
+        timed_out=False, poll_failed=False, lost=False, previous_job_ids=previous,
     )
 
 
@@ -127,6 +166,15 @@ def _finished(rec: JobRecord, ev: Finished) -> JobRecord:
         remote_status=ev.status, error=ev.error, hint=ev.hint, asset_ids=ev.asset_ids,
         finished_ts=ev.ts, unresolved_intent=False, timed_out=False, poll_failed=False,
         run_seconds=ev.seconds,
+        lost=False,
+    )
+
+
+def _lost_by_api(rec: JobRecord, ev: Lost) -> JobRecord:
+    return replace(
+        rec, state=JobState.FAILED, job_id=ev.job_id or rec.job_id, error=ev.error,
+        hint=ev.hint, finished_ts=ev.ts, unresolved_intent=False, timed_out=False,
+        poll_failed=False, lost=True,
     )
 
 
@@ -140,6 +188,14 @@ def _downloaded(rec: JobRecord, ev: Downloaded) -> JobRecord:
     asset = AssetRecord(ev.asset_id, ev.path, ev.sha256, ev.bytes)
     kept = tuple(a for a in rec.assets if a.asset_id != asset.asset_id)
     return replace(rec, assets=(*kept, asset), error=None)
+
+
+def _superseded(rec: JobRecord, ev: Superseded) -> JobRecord:
+    kept = SupersededFile(ev.asset_id, ev.path, ev.previous, ev.sha256, ev.bytes, ev.attempt)
+    return replace(
+        rec, assets=tuple(a for a in rec.assets if a.path != ev.previous),
+        superseded=(*(s for s in rec.superseded if s.path != ev.path), kept),
+    )
 
 
 def _download_failed(rec: JobRecord, ev: DownloadFailed) -> JobRecord:
@@ -179,8 +235,10 @@ _TRANSITIONS: dict[type[Any], Callable[[JobRecord, Any], JobRecord]] = {
     Finished: _finished,
     TimedOut: _timed_out,
     PollFailed: _poll_failed,
+    Lost: _lost_by_api,
     Downloaded: _downloaded,
     DownloadFailed: _download_failed,
+    Superseded: _superseded,
 }
 
 

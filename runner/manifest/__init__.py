@@ -31,5 +31,6 @@ content (`v2-1-pro-3f9a1c2b7d`). Loading reports every problem at once (`Manifes
 from __future__ import annotations
 
 from runner.manifest.loader import Manifest, load_manifest
+from runner.manifest.settings import flag_value, max_failures, model_limit_flag
 
-__all__ = ["Manifest", "load_manifest"]
+__all__ = ["Manifest", "flag_value", "load_manifest", "max_failures", "model_limit_flag"]

@@ -5,6 +5,8 @@ expanded. Ids are settled later (`ids.py`), once every draft's params are known.
 from __future__ import annotations
 
 import csv
+import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,16 +133,32 @@ def _from_list(job: LocDict, params: LocDict, ctx: Context, name: str | None) ->
         message = "prompts must be a non-empty list of strings"
         ctx.problems.append(problem(message, mark, job=name, path="prompts"))
         return []
-    rows = [
+    rows: list[_Row] = [
         ({"prompt": text}, mark) for text, mark in zip(prompts, prompts.item_marks, strict=True)
     ]
     return _numbered(rows, params)
 
 
-def _numbered(rows: list[tuple[dict[str, Any], Mark]], params: LocDict) -> list[_Variant]:
-    width = max(4, len(str(len(rows))))
+_Row = tuple[dict[str, Any] | None, Mark]  # a row's values (None: a bad row), its mark
+
+
+def _width(count: int) -> int:
+    return max(4, len(str(count)))
+
+
+def row_name(stem: str | None, index: int, count: int) -> str | None:
+    """The id the `index`-th (1-based) of `count` rows of template `stem` gets (None for a
+    template without an id: its jobs' ids derive from their content)."""
+    return None if stem is None else f"{stem}-{index:0{_width(count)}d}"
+
+
+def _numbered(rows: list[_Row], params: LocDict) -> list[_Variant]:
+    # A bad row keeps its number, so the rows after it keep theirs once it is fixed.
+    width = _width(len(rows))
     variants: list[_Variant] = []
     for index, (values, mark) in enumerate(rows, start=1):
+        if values is None:
+            continue
         row_params = LocDict(params.mark)
         row_params.update(params)
         row_params.key_marks.update(params.key_marks)
@@ -171,50 +189,91 @@ def _from_file(
         rows = _csv_rows(text, shown, ctx, model, name)
     else:
         rows = _text_rows(text, shown)
-    if not rows:
+    if not any(values is not None for values, _mark in rows) and not _has_errors(ctx, shown):
         ctx.problems.append(problem(f"{shown} holds no prompts", mark, job=name))
     return _numbered(rows, params)
 
 
-def _text_rows(text: str, shown: str) -> list[tuple[dict[str, Any], Mark]]:
-    # One prompt per line; blank lines and `#` comments do not count.
-    return [
-        ({"prompt": line.strip()}, (shown, number, 1))
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+def _has_errors(ctx: Context, shown: str) -> bool:
+    return any(p.location is not None and p.location.file == shown for p in ctx.problems)
+
+
+def _text_rows(text: str, shown: str) -> list[_Row]:
+    # One prompt per line, split at "\n" only (CRLF allowed): str.splitlines would also
+    # split at U+2028, U+0085 and other separators inside a prompt, making two jobs of one
+    # and shifting every later id. Blank lines and `#` comments do not count.
+    rows: list[_Row] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        prompt = line.removesuffix("\r").strip()
+        if prompt and not prompt.startswith("#"):
+            rows.append(({"prompt": prompt}, (shown, number, 1)))
+    return rows
 
 
 def _csv_rows(
     text: str, shown: str, ctx: Context, model: Any, name: str | None
-) -> list[tuple[dict[str, Any], Mark]]:
+) -> list[_Row]:
+    """The data rows of a CSV prompts file, read with the csv module's own newline handling
+    (a quoted cell keeps its line breaks); a row of the wrong width is a located problem
+    named after the job it would have been."""
     registry = ctx.registry
     known = registry.schema(model).get("properties", {}) if model in registry.models else {}
-    reader = csv.DictReader(text.splitlines())
-    rows = []
-    for row in reader:
-        mark = (shown, reader.line_num, 1)
-        # A row longer or shorter than the header would silently cut or shift a prompt.
-        if None in row or any(cell is None for cell in row.values()):
-            width = len(reader.fieldnames or ())
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    rows: list[_Row] = []
+    start = 1
+    try:
+        for cells in reader:
+            mark: Mark = (shown, start, 1)
+            start = reader.line_num + 1
+            if not cells:
+                continue
+            if header is None:
+                header = _header(cells, mark, ctx, name)
+            elif len(cells) != len(header):
+                rows.append((None, mark))
+            else:
+                rows.append(({key: _coerce(known.get(key, {}).get("type"), cell)
+                              for key, cell in zip(header, cells, strict=True)
+                              if key and cell != ""}, mark))
+    except csv.Error as exc:
+        message = f"this is not valid CSV: {exc}"
+        hint = 'quote cells that hold commas, quotes or line breaks: "A knight, in fog"'
+        # Where the record that does not parse begins (an open quote runs to the end).
+        ctx.problems.append(problem(message, (shown, start, 1), job=name,
+                                    path="promptsFile", hint=hint))
+    _width_problems(rows, len(header or ()), ctx, name)
+    return rows
+
+
+def _header(cells: list[str], mark: Mark, ctx: Context, name: str | None) -> list[str]:
+    names = [cell.strip() for cell in cells]
+    for index, cell in enumerate(names):
+        if not cell:
+            message = f"column {index + 1} of the header has no name"
+            ctx.problems.append(problem(message, mark, job=name, path="promptsFile",
+                                        hint="name every column after the param it fills"))
+        elif names.index(cell) != index:
+            message = f"column {cell!r} appears twice in the header"
+            ctx.problems.append(problem(message, mark, job=name, path="promptsFile"))
+    return names
+
+
+def _width_problems(rows: list[_Row], width: int, ctx: Context, name: str | None) -> None:
+    # A row longer or shorter than the header would silently cut or shift a prompt.
+    for index, (values, mark) in enumerate(rows, start=1):
+        if values is None:
             message = f"this row does not have {width} cell(s) like the header"
             hint = 'quote cells that hold commas: "A knight, in fog"'
-            ctx.problems.append(problem(message, mark, job=name, path="promptsFile", hint=hint))
-            continue
-        values = {
-            key: _coerce(known.get(key, {}).get("type"), cell)
-            for key, cell in row.items()
-            if key and isinstance(cell, str) and cell != ""
-        }
-        rows.append((values, mark))
-    return rows
+            ctx.problems.append(problem(message, mark, job=row_name(name, index, len(rows)),
+                                        path="promptsFile", hint=hint))
 
 
 def _coerce(kind: object, cell: str) -> Any:
     """A CSV cell as the type the schema wants; left as text when it does not parse."""
     try:
-        if kind == "number":
-            return float(cell)
+        if kind == "number" and math.isfinite(number := float(cell)):
+            return number
         if kind == "integer":
             return int(cell)
     except ValueError:

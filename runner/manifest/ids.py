@@ -39,6 +39,15 @@ def final_id(draft: Draft, params: Mapping[str, Any]) -> str:
     return "-".join(parts)
 
 
+def draft_name(draft: Draft) -> str | None:
+    """The job's id when it does not depend on its params (a given or numbered id), for
+    problems found before the params can be hashed; None for a content-derived id."""
+    if not isinstance(draft.stem, str):
+        return None
+    parts = [draft.stem] + ([draft.number] if draft.number else [])
+    return "-".join(parts + ([f"r{draft.repeat}"] if draft.repeat > 1 else []))
+
+
 def id_problems(draft: Draft, job_id: str, model: str | None) -> list[Problem]:
     """What is wrong with one final id on its own (duplicates are `DuplicateIds`' job)."""
     if draft.stem is not None and not isinstance(draft.stem, str):

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.domain import JobSpec, Problem, RunSettings
+from runner.domain import JobSpec, LocalInput, Numbering, Problem, RunSettings
 from runner.errors import ManifestError
 from runner.manifest.expansion import Context, Draft, expand_job
 from runner.manifest.files import FileChecker
-from runner.manifest.ids import DuplicateIds, final_id, id_problems
+from runner.manifest.ids import DuplicateIds, draft_name, final_id, id_problems
 from runner.manifest.settings import parse_settings
-from runner.manifest.values import unsendable
+from runner.manifest.values import value_problems
 from runner.manifest.yaml_builder import parse_yaml
 from runner.manifest.yaml_source import (
     LocDict,
@@ -26,7 +27,7 @@ from runner.manifest.yaml_source import (
     read_text,
     to_plain,
 )
-from runner.schemas import SchemaRegistry, format_path, parse_path, suggest
+from runner.schemas import AssetInput, SchemaRegistry, format_path, parse_path, suggest
 
 TOP_KEYS = ("version", "defaults", "settings", "jobs")
 DEFAULT_KEYS = ("model", "params")
@@ -35,12 +36,14 @@ _SHAPE_HINT = "a manifest is a mapping: version: 1, defaults:, settings:, jobs: 
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """A loaded, valid manifest: its jobs in file order, run settings and warnings."""
+    """A loaded, valid manifest: its jobs in file order, run settings and warnings, and the
+    SHA-256 of its text (what makes two copies of a manifest the same batch)."""
 
     path: Path
     jobs: tuple[JobSpec, ...]
     settings: RunSettings
     warnings: tuple[Problem, ...]
+    sha256: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,15 @@ class _Checks:
     files: FileChecker | None
     ids: DuplicateIds
     base_dir: Path
+    # One LocalInput per distinct (field, path): 100,000 jobs usually share a few files.
+    inputs: dict[tuple[str, str], LocalInput] = dataclasses.field(default_factory=dict)
+
+    def local_input(self, asset: AssetInput) -> LocalInput:
+        key = (asset.path, asset.value)
+        if key not in self.inputs:
+            self.inputs[key] = LocalInput(asset.path, asset.pointer, asset.value,
+                                          asset.local_path(self.base_dir))
+        return self.inputs[key]
 
 
 def load_manifest(
@@ -58,17 +70,22 @@ def load_manifest(
     *,
     allow_unknown_params: bool = False,
     check_files: bool = True,
+    allow_outside_files: bool = False,
 ) -> Manifest:
     """Load, expand and check the manifest at `path`.
 
     Raises ManifestError carrying every problem found (errors and warnings), each with its
     file, line, column, job, model and field path. Unknown params are errors unless
-    `allow_unknown_params`, which makes them warnings and sends them as they are.
+    `allow_unknown_params`, which makes them warnings and sends them as they are. Local
+    files must resolve inside the manifest's folder unless `allow_outside_files`.
     """
     shown = str(path)
     problems: list[Problem] = []
     try:
-        root, problems, aliased = parse_yaml(read_text(path, shown), shown)
+        text = read_text(path, shown)
+        digest = _text_sha256(text)
+        root, problems, aliased = parse_yaml(text, shown)
+        del text  # not kept alive while the jobs are built
     except SourceFailure as exc:
         raise ManifestError([exc.problem]) from None
     if root is None:
@@ -85,7 +102,7 @@ def load_manifest(
     checks = _Checks(
         registry,
         allow_unknown_params,
-        FileChecker() if check_files else None,
+        FileChecker(allow_outside=allow_outside_files) if check_files else None,
         DuplicateIds(),
         base_dir,
     )
@@ -94,7 +111,15 @@ def load_manifest(
     if any(p.severity == "error" for p in problems):
         raise ManifestError(sorted(_once_each(problems), key=_order))
     warnings = tuple(p for p in problems if p.severity == "warning")
-    return Manifest(path, tuple(jobs), settings, warnings)
+    return Manifest(path, tuple(jobs), settings, warnings, digest)
+
+
+def _text_sha256(text: str) -> str:
+    """SHA-256 of the text as UTF-8, in slices (no second copy of a large manifest)."""
+    digest = hashlib.sha256()
+    for start in range(0, len(text), 1 << 20):
+        digest.update(text[start:start + (1 << 20)].encode("utf-8"))
+    return digest.hexdigest()
 
 
 def _order(item: Problem) -> tuple[str, int, int]:
@@ -104,7 +129,8 @@ def _order(item: Problem) -> tuple[str, int, int]:
 
 def _check_top(root: LocDict, problems: list[Problem]) -> None:
     for key in root:
-        if key not in TOP_KEYS:
+        # `x-...` keys are extension space, e.g. a place for YAML anchors to reuse.
+        if key not in TOP_KEYS and not (isinstance(key, str) and key.startswith("x-")):
             guess = suggest(str(key), TOP_KEYS)
             hint = f"did you mean {guess!r}?" if guess else _SHAPE_HINT
             problems.append(
@@ -185,35 +211,49 @@ def _kind(value: Any) -> str:
 def _finish(draft: Draft, checks: _Checks, problems: list[Problem]) -> JobSpec:
     params = to_plain(draft.params)
     model = draft.model if isinstance(draft.model, str) else None
-    bad = list(unsendable(params))
-    if bad:
-        name = str(draft.stem) if draft.stem is not None else None
-        for pointer, shown, message, hint in bad:
-            mark = mark_at(draft.params, pointer, draft.mark)
-            problems.append(problem(message, mark, job=name, model=model,
-                                    path=format_path(shown), hint=hint))
+    found = value_problems(params)
+    if any(item.fatal for item in found):
+        name = draft_name(draft)
+        for item in found:
+            mark = mark_at(draft.params, item.pointer, draft.mark)
+            problems.append(problem(item.message, mark, job=name, model=model,
+                                    path=format_path(item.shown), hint=item.hint))
         return JobSpec(name or "", model or "", {}, location(draft.mark), checks.base_dir)
     job_id = final_id(draft, params)
+    for item in found:
+        problems.append(problem(item.message, mark_at(draft.params, item.pointer, draft.mark),
+                                job=job_id, model=model, path=format_path(item.shown),
+                                hint=item.hint))
     problems.extend(id_problems(draft, job_id, model))
     duplicate = checks.ids.check(job_id, draft, model)
     if duplicate is not None:
         problems.append(duplicate)
     if model is None:
         problems.append(problem("model must be a string", draft.mark, job=job_id, path="model"))
-    else:
-        problems.extend(_param_problems(draft, job_id, model, params, checks))
-    return JobSpec(job_id, model or "", params, location(draft.mark), checks.base_dir)
+        return JobSpec(job_id, "", params, location(draft.mark), checks.base_dir)
+    assets = checks.registry.asset_inputs(model, params)
+    problems.extend(_param_problems(draft, job_id, model, params, checks, assets=assets))
+    inputs = tuple(checks.local_input(a) for a in assets if not a.is_asset_id)
+    return JobSpec(job_id, model, params, location(draft.mark), checks.base_dir, inputs,
+                   _numbering(draft))
+
+
+def _numbering(draft: Draft) -> Numbering | None:
+    if not isinstance(draft.stem, str) or draft.number is None:
+        return None
+    return Numbering(draft.stem, int(draft.number), len(draft.number), draft.repeat)
 
 
 def _param_problems(
-    draft: Draft, job_id: str, model: str, params: dict[str, Any], checks: _Checks
+    draft: Draft, job_id: str, model: str, params: dict[str, Any], checks: _Checks, *,
+    assets: list[AssetInput],
 ) -> list[Problem]:
     found = []
     for item in checks.registry.check(model, params, allow_unknown=checks.allow_unknown):
         mark = _mark_of(draft, item.path)
         found.append(dataclasses.replace(item, location=location(mark), job=job_id))
     if checks.files is not None:
-        for asset in checks.registry.asset_inputs(model, params):
+        for asset in assets:
             issue = checks.files.problem(asset, checks.base_dir)
             if issue is not None:
                 mark = mark_at(draft.params, asset.pointer, draft.mark)

@@ -1,15 +1,33 @@
 """The output folder besides the ledger: the one-runner lock (`lock`), the files a run
 leaves there — plan.jsonl, the videos and metadata.jsonl, each written atomically (`files`)
-— the batch's provenance (`provenance`: batch.json) and the report's posters (`posters`)."""
+— what batch the folder holds (`batch`: one manifest, one API origin), the per-user index
+of batches (`index`), the batch's provenance (`provenance`: provenance.json) and the
+report's posters (`posters`)."""
 
+from runner.outdir.batch import (
+    BATCH_NAME,
+    SIMULATOR,
+    BatchIdentity,
+    FolderBatch,
+    batch_refusal,
+    claimed,
+    read_batch,
+    write_batch,
+)
 from runner.outdir.files import (
     METADATA_NAME,
     PLAN_NAME,
+    SUPERSEDED_DIR,
     PlannedJob,
+    complete_moves,
     file_matches,
+    file_sha256,
     fsync_dir,
     metadata_rows,
+    move_file,
     read_plan,
+    remove_stale_parts,
+    superseded_relpath,
     verified_assets,
     video_name_clashes,
     video_relpath,
@@ -17,41 +35,77 @@ from runner.outdir.files import (
     write_metadata,
     write_plan,
 )
+from runner.outdir.index import (
+    INDEX_NAME,
+    IndexEntry,
+    default_index_path,
+    is_new_folder,
+    read_index,
+    refuse_if_run_elsewhere,
+    remember,
+    run_elsewhere,
+)
 from runner.outdir.lock import LOCK_NAME, LockInfo, hold_lock, read_lock
 from runner.outdir.posters import POSTERS_DIR, ensure_posters, poster_jpeg, poster_relpath
 from runner.outdir.provenance import (
-    BATCH_NAME,
+    PROVENANCE_NAME,
     BatchRecord,
-    file_sha256,
     read_batch_record,
     write_batch_record,
 )
+from runner.outdir.space import free_space, human_size, write_failure, write_hint, writing
 
 __all__ = [
     "BATCH_NAME",
+    "INDEX_NAME",
     "LOCK_NAME",
     "METADATA_NAME",
     "PLAN_NAME",
     "POSTERS_DIR",
+    "PROVENANCE_NAME",
+    "SIMULATOR",
+    "SUPERSEDED_DIR",
+    "BatchIdentity",
     "BatchRecord",
+    "FolderBatch",
+    "IndexEntry",
     "LockInfo",
     "PlannedJob",
+    "batch_refusal",
+    "claimed",
+    "complete_moves",
+    "default_index_path",
     "ensure_posters",
     "file_matches",
     "file_sha256",
+    "free_space",
     "fsync_dir",
     "hold_lock",
+    "human_size",
+    "is_new_folder",
     "metadata_rows",
+    "move_file",
     "poster_jpeg",
     "poster_relpath",
+    "read_batch",
     "read_batch_record",
+    "read_index",
     "read_lock",
     "read_plan",
+    "refuse_if_run_elsewhere",
+    "remember",
+    "remove_stale_parts",
+    "run_elsewhere",
+    "superseded_relpath",
     "verified_assets",
     "video_name_clashes",
     "video_relpath",
     "write_atomically",
+    "write_batch",
     "write_batch_record",
+    "write_failure",
+    "write_hint",
     "write_metadata",
     "write_plan",
+    "writing",
 ]

@@ -4,7 +4,11 @@
   per line, rewritten atomically at the start of every run. With the ledger it lets
   `status`, `report` and `cancel` speak of every job, including those never submitted.
 - `videos/<id>.mp4`, or `<id>_<n>.mp4` (n from 1) when a job yields several assets.
-- `metadata.jsonl` — one line per downloaded file, in the Hugging Face VideoFolder layout.
+- `metadata.jsonl` — one line per downloaded file, in the Hugging Face VideoFolder layout,
+  with the inputs (path, sha256, asset id) that made it and `inManifest` (false for a job
+  no longer in the manifest: its paid video stays). One row per file, never two.
+- `superseded/<id>/attempt-<n>/<file>` — a video a redo replaced, kept (the ledger's
+  `superseded` event says so before the file moves).
   It is a view of the ledger, rewritten atomically from it whenever a run ends (and when a
   run starts, so a folder left by a killed run is made whole by the next one).
 """
@@ -14,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ from runner.ledger import JobRecord
 PLAN_NAME = "plan.jsonl"
 METADATA_NAME = "metadata.jsonl"
 VIDEOS_DIR = "videos"
+SUPERSEDED_DIR = "superseded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,45 @@ def video_relpath(job_id: str, index: int, count: int) -> str:
     """Where the `index`-th (0-based) of `count` assets of a job goes, relative to DIR."""
     name = f"{job_id}.mp4" if count == 1 else f"{job_id}_{index + 1}.mp4"
     return f"{VIDEOS_DIR}/{name}"
+
+
+def superseded_relpath(job_id: str, attempt: int, path: str) -> str:
+    """Where a video of attempt `attempt` of a job is kept once a redo replaces it (ids hold
+    no `/`, so no two jobs share a folder)."""
+    return f"{SUPERSEDED_DIR}/{job_id}/attempt-{attempt}/{Path(path).name}"
+
+
+def move_file(source: Path, dest: Path) -> None:
+    """Rename `source` to `dest` (same file system), durably: both folders fsynced."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, dest)
+    fsync_dir(dest.parent)
+    fsync_dir(source.parent)
+
+
+def remove_stale_parts(directory: Path, names: Iterable[str]) -> int:
+    """Delete the temporary files a killed run left: `.part` downloads under videos/ and
+    the temp copies of `names` (files written atomically beside themselves). Only while
+    holding the folder's lock: no other runner is writing them."""
+    stale = [*(directory / VIDEOS_DIR).glob(".*.part-*")]
+    for name in names:
+        stale.extend(directory.glob(f".{name}.*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def complete_moves(directory: Path, records: Iterable[JobRecord]) -> int:
+    """Finish the moves of superseded videos a killed run recorded but did not make (the
+    ledger is written first); returns how many were finished."""
+    done = 0
+    for record in records:
+        for kept in record.superseded:
+            source, dest = directory / kept.previous, directory / kept.path
+            if not dest.exists() and file_matches(source, kept.sha256, kept.bytes):
+                move_file(source, dest)
+                done += 1
+    return done
 
 
 def video_name_clashes(job_ids: Iterable[str]) -> list[str]:
@@ -107,12 +151,18 @@ def read_plan(directory: Path) -> Iterator[PlannedJob]:
             yield PlannedJob(str(obj["id"]), str(obj["model"]), obj.get("params") or {})
 
 
-def metadata_rows(records: Iterable[JobRecord]) -> Iterator[dict[str, Any]]:
-    """One metadata.jsonl row per verified file, from the replayed ledger."""
+def metadata_rows(
+    records: Iterable[JobRecord], planned: Collection[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """One metadata.jsonl row per verified file, from the replayed ledger: `inManifest` says
+    whether its job is still in the manifest (`planned`; None: all are). A file two records
+    claim (a folder from before the clash checks) gets one row, the latest record's."""
+    rows: dict[str, dict[str, Any]] = {}
     for rec in records:
         params = dict(rec.params or {})
         for asset in rec.assets:
-            yield {
+            rows.pop(asset.path, None)
+            rows[asset.path] = {
                 "file_name": asset.path,
                 "job": rec.id,
                 "model": rec.model,
@@ -122,29 +172,37 @@ def metadata_rows(records: Iterable[JobRecord]) -> Iterator[dict[str, Any]]:
                 "assetId": asset.asset_id,
                 "sha256": asset.sha256,
                 "bytes": asset.bytes,
+                # Which local files (by content) made this video: a dataset can tell.
+                "inputs": [{"field": i.field, "path": i.path, "sha256": i.sha256,
+                            "assetId": i.asset_id} for i in rec.inputs],
+                "inManifest": planned is None or rec.id in planned,
             }
+    yield from rows.values()
 
 
-def write_metadata(directory: Path, records: Iterable[JobRecord]) -> None:
-    """Rewrite DIR/metadata.jsonl from the ledger's records."""
-    lines = (
-        json_line(row) for row in metadata_rows(records)
-    )
-    write_atomically(directory / METADATA_NAME, lines)
+def write_metadata(
+    directory: Path, records: Iterable[JobRecord], planned: Collection[str] | None = None
+) -> None:
+    """Rewrite DIR/metadata.jsonl from the ledger's records (`metadata_rows`)."""
+    write_atomically(directory / METADATA_NAME,
+                     (json_line(row) for row in metadata_rows(records, planned)))
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a file, read in blocks (flat memory). Raises OSError."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def file_matches(path: Path, sha256: str, size: int) -> bool:
     """True when `path` exists with exactly `size` bytes and the given sha256."""
     try:
-        if path.stat().st_size != size:
-            return False
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
+        return path.stat().st_size == size and file_sha256(path) == sha256
     except OSError:
         return False
-    return digest.hexdigest() == sha256
 
 
 def verified_assets(directory: Path, record: JobRecord) -> frozenset[str]:

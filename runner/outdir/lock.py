@@ -8,6 +8,7 @@ is not held is stale — left by a killed process — and is simply taken over.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from runner.clock import REAL_CLOCK
 from runner.errors import LockedError
+from runner.outdir.space import writing
 
 LOCK_NAME = ".lock"
 
@@ -45,10 +47,12 @@ def _describe(raw: str) -> tuple[int | None, str | None, str | None]:
 def hold_lock(directory: Path) -> Iterator[LockInfo | None]:
     """Hold the folder's lock for the block; yields the stale lock taken over, if any.
 
-    Raises LockedError (exit 2) when another live runner holds it.
+    Raises LockedError (exit 2) when another live runner holds it, FolderError (exit 2)
+    when the lock file cannot be written (a read-only folder).
     """
     path = directory / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    with writing(directory):  # a read-only folder: one line, exit 2
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         previous = os.pread(fd, 4096, 0).decode("utf-8", "replace")
         try:
@@ -62,13 +66,15 @@ def hold_lock(directory: Path) -> Iterator[LockInfo | None]:
         pid, host, started = _describe(previous)
         taken = LockInfo(pid, host, started, stale=True) if previous.strip() else None
         mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": REAL_CLOCK.now_iso()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(mine).encode(), 0)
-        os.fsync(fd)
+        with writing(directory):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(mine).encode(), 0)
+            os.fsync(fd)
         try:
             yield taken
         finally:
-            os.ftruncate(fd, 0)  # an empty file says "released cleanly"
+            with contextlib.suppress(OSError):  # never hide how the run ended
+                os.ftruncate(fd, 0)  # an empty file says "released cleanly"
     finally:
         os.close(fd)
 

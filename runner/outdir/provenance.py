@@ -1,4 +1,4 @@
-"""`DIR/batch.json`: where a batch came from, so its dataset can be rebuilt and cited.
+"""`DIR/provenance.json`: where a batch came from, so its dataset can be rebuilt and cited.
 
 `run` rewrites it (atomically) each time it starts: the manifest's path and sha256, the
 sha256 of the expanded plan (`plan.jsonl`: what the manifest's templates, prompt files and
@@ -9,7 +9,6 @@ report read it; a folder without one (made by an older version) simply says less
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 from runner.outdir.files import write_atomically
 
-BATCH_NAME = "batch.json"
+PROVENANCE_NAME = "provenance.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,19 +34,10 @@ class BatchRecord:
     budget: float | None = None
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 (hex) of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_batch_record(directory: Path, record: BatchRecord) -> None:
-    """Rewrite DIR/batch.json from `record`."""
+    """Rewrite DIR/provenance.json from `record`."""
     text = json.dumps(asdict(record), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-    write_atomically(directory / BATCH_NAME, [text.encode("utf-8")])
+    write_atomically(directory / PROVENANCE_NAME, [text.encode("utf-8")])
 
 
 def _optional(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -56,9 +46,9 @@ def _optional(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...])
 
 
 def read_batch_record(directory: Path) -> BatchRecord | None:
-    """DIR/batch.json, or None when there is none or it does not parse (a hand edit)."""
+    """DIR/provenance.json, or None when there is none or it does not parse (a hand edit)."""
     try:
-        data = json.loads((directory / BATCH_NAME).read_text(encoding="utf-8"))
+        data = json.loads((directory / PROVENANCE_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict):

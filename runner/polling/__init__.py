@@ -9,16 +9,27 @@ from runner.polling.cadence import (
 )
 from runner.polling.each import wait_terminal
 from runner.polling.listing import ListWatcher, next_cursor, server_seconds
-from runner.polling.policy import PollMode, PollPolicy, PollTimeout, next_poll_delay
+from runner.polling.policy import (
+    JobGone,
+    NotFound,
+    PollMode,
+    PollPolicy,
+    PollTimeout,
+    is_not_found,
+    next_poll_delay,
+)
 
 __all__ = [
     "CadencePolicy",
     "Durations",
     "InFlight",
+    "JobGone",
     "ListWatcher",
+    "NotFound",
     "PollMode",
     "PollPolicy",
     "PollTimeout",
+    "is_not_found",
     "next_cursor",
     "next_listing_delay",
     "next_poll_delay",

@@ -7,7 +7,8 @@ waiting for it; the durations it learns come from the server's timestamps. The c
 follows the server's own `updatedAt` values (less an overlap), so the two machines' clocks
 never have to agree. A job not seen in a
 listing for `fallback` seconds is asked about directly, so a listing that misses something
-(a clock jump, a filter quirk) delays a job but never loses it.
+(a clock jump, a filter quirk) delays a job but never loses it. A job those direct looks
+keep answering 404 for is gone once the 404s outlast `lost_grace` (`JobGone`).
 
 Cost: one request per interval for the whole batch, plus pages; per-job polling costs about
 one request per job per interval. The benchmark (tests/benchmarks/bench_run.py) measures
@@ -34,7 +35,7 @@ from runner.polling.cadence import (
     JobClass,
     next_listing_delay,
 )
-from runner.polling.policy import PollTimeout
+from runner.polling.policy import JobGone, NotFound, PollTimeout, is_not_found
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,10 @@ class _Watch:
     job_class: JobClass
     started: float
     last_seen: float
+    missing: NotFound
     done: anyio.Event = field(default_factory=anyio.Event)
     result: RemoteJob | None = None
-    error: ApiError | None = None
+    error: ApiError | JobGone | None = None
 
 
 class ListWatcher:
@@ -73,6 +75,7 @@ class ListWatcher:
         cadence: CadencePolicy | None = None,
         durations: Durations | None = None,
         fallback: float = 120.0,
+        lost_grace: float = 120.0,
     ) -> None:
         self._list = list_updated
         self._get = get_job
@@ -81,6 +84,7 @@ class ListWatcher:
         self.durations = durations or Durations()
         self.fallback = fallback
         self.listings = 0
+        self.lost_grace = lost_grace
         self._cursor = clock.wall() - timedelta(minutes=2)
         self._watches: dict[str, _Watch] = {}
         # Terminal jobs a listing showed before anyone waited for them (a fast job whose
@@ -96,15 +100,16 @@ class ListWatcher:
         on_update: Callable[[RemoteJob], Awaitable[None]] | None = None,
         job_class: JobClass = None,
     ) -> RemoteJob:
-        """The job once terminal; PollTimeout after `deadline` seconds. `job_class` names
-        the jobs it is expected to take as long as (for the cadence)."""
+        """The job once terminal; PollTimeout after `deadline` seconds, JobGone when its
+        direct looks answer 404 past the grace. `job_class` names the jobs it is expected
+        to take as long as (for the cadence)."""
         early = self._recent.pop(job_id, None)
         if early is not None:
             if on_update is not None:
                 await on_update(early)
             return early
         now = self._clock.monotonic()
-        watch = _Watch(on_update, job_class, now, now)
+        watch = _Watch(on_update, job_class, now, now, NotFound(self.lost_grace))
         self._watches[job_id] = watch
         self._registered.set()
         try:
@@ -140,6 +145,7 @@ class ListWatcher:
                 await self._list_once()
             except (AuthError, CreditError) as exc:
                 self._fail_all(exc)  # each waiting job raises it: the run halts
+                continue
             except ApiError as exc:
                 # The client already retried; the jobs' own fallback GETs will tell more.
                 log.warning("listing jobs failed: %s", exc)
@@ -163,9 +169,21 @@ class ListWatcher:
                 self._fail_all(exc)
                 return
             except ApiError as exc:
-                log.warning("asking the API about job %s failed: %s", job_id, exc)
+                self._unanswered(job_id, exc)
                 continue
             await self._dispatch(job)
+
+    def _unanswered(self, job_id: str, exc: ApiError) -> None:
+        watch = self._watches.get(job_id)
+        if watch is None or watch.done.is_set():
+            return
+        if is_not_found(exc):
+            gone = watch.missing.gone(job_id, self._clock.monotonic())
+            if gone is not None:
+                watch.error = gone
+                watch.done.set()
+            return
+        log.warning("asking the API about job %s failed: %s", job_id, exc)
 
     async def _dispatch(self, job: RemoteJob) -> None:
         watch = self._watches.get(job.job_id)
@@ -178,6 +196,7 @@ class ListWatcher:
         if watch.done.is_set():
             return
         watch.last_seen = self._clock.monotonic()
+        watch.missing.answered()
         if watch.on_update is not None:
             await watch.on_update(job)
         if job.status.terminal:

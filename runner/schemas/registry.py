@@ -67,6 +67,11 @@ class AssetInput:
         """The JSON path of the field, e.g. `params.elements[0].frontalImage`."""
         return format_path(self.pointer)
 
+    def local_path(self, base_dir: Path) -> Path:
+        """The file a local value names: relative to `base_dir` (the manifest's folder),
+        `~` expanded. One spelling for the checks at load time and the upload."""
+        return base_dir / os.path.expanduser(self.value)
+
 
 class SchemaRegistry:
     """The models known to kling-batch, one compiled validator each."""

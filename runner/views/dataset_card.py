@@ -107,7 +107,7 @@ def _provenance(ctx: CardContext) -> list[str]:
         rows += [f"| schema {md_code(model)} sha256 | {md_code(digest)} |"
                  for model, digest in sorted(rec.schemas.items())]  # fmt: skip
     else:
-        rows.append("| manifest | not recorded (the folder predates `batch.json`) |")
+        rows.append("| manifest | not recorded (the folder predates `provenance.json`) |")
     rows += [f"| first ledger event | {_date(ctx.timeline.start)} |",
              f"| last ledger event | {_date(ctx.timeline.end)} |",
              f"| card written | {md_code(ctx.written)} by kling-batch {md_code(ctx.version)} |"]
@@ -149,7 +149,7 @@ _LOAD = [
     "- `results.csv` — one row per job, also the jobs without a video",
     "- `report.html` — a page to review the batch (summary, timeline, every job)",
     "- `ledger.jsonl` — the append-only record of everything that happened",
-    "- `plan.jsonl`, `batch.json` — the expanded jobs and the provenance below",
+    "- `plan.jsonl`, `provenance.json` — the expanded jobs and the provenance below",
 ]  # fmt: skip
 
 
