@@ -93,6 +93,8 @@ FLAG_CASES = [
     ("model limit shape", ["--model-concurrency", "model_kling-v3-t2v-4k"], "is not MODEL=N"),
     ("poll interval nan", ["--poll-interval", "nan"], "--poll-interval 'nan' is not valid"),
     ("lost grace zero", ["--lost-grace", "0"], "--lost-grace '0' is not valid"),
+    ("listings per second nan", ["--listings-per-second", "nan"],
+     "--listings-per-second 'nan' is not valid"),
 ]
 
 
