@@ -20,6 +20,7 @@ from runner.outdir import (
     BATCH_NAME,
     METADATA_NAME,
     PLAN_NAME,
+    PROVENANCE_NAME,
     BatchIdentity,
     FolderBatch,
     IndexEntry,
@@ -88,7 +89,8 @@ def refresh_folder(
     record, the plan, the superseded moves finished, metadata.jsonl whole. Raises
     FolderError (one line, exit 2) when the folder cannot be written. Notes to show."""
     with writing(out_dir):
-        removed = remove_stale_parts(out_dir, (PLAN_NAME, METADATA_NAME, BATCH_NAME))
+        removed = remove_stale_parts(out_dir, (PLAN_NAME, METADATA_NAME, BATCH_NAME,
+                                               PROVENANCE_NAME))
         write_batch(out_dir, batch)
         write_plan(out_dir, specs)
         complete_moves(out_dir, records.values())

@@ -42,7 +42,7 @@ from runner.clock import REAL_CLOCK
 from runner.errors import EXIT_INTERRUPTED
 from runner.ledger import JobRecord, load_records
 from runner.manifest import Manifest, flag_value, model_limit_flag
-from runner.outdir import SIMULATOR, PlannedJob, default_index_path
+from runner.outdir import SIMULATOR, PlannedJob, default_index_path, writing
 from runner.polling import PollMode, PollPolicy
 from runner.schemas import SchemaRegistry
 from runner.views import job_views, state_counts
@@ -199,7 +199,8 @@ def execute(args: argparse.Namespace) -> int:
         if prepared.stale_lock_pid is not None:
             output.err(f"took over a stale lock left by pid {prepared.stale_lock_pid} "
                        "(it is gone)")
-        record_batch(prepared)
+        with writing(prepared.options.out_dir):  # provenance.json: one line if refused
+            record_batch(prepared)
         return anyio.run(_run, args, prepared, registry, endpoint)
 
 
