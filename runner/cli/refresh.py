@@ -9,7 +9,7 @@ it is left alone (and said so) rather than overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -18,16 +18,17 @@ import anyio
 from runner import __version__
 from runner.batch import PreparedRun
 from runner.cli import output
-from runner.cli.status import load_views
+from runner.cli.status import check_run_folder
 from runner.clock import REAL_CLOCK, Clock
 from runner.errors import KlingBatchError
-from runner.ledger import JsonlLedger
+from runner.ledger import Event, JobRecord, JsonlLedger, apply
 from runner.outdir import (
     PLAN_NAME,
     BatchRecord,
     ensure_posters,
     file_sha256,
     read_batch_record,
+    read_plan,
     write_atomically,
     write_batch_record,
 )
@@ -36,6 +37,8 @@ from runner.views import (
     CARD_MARK,
     CardContext,
     ReportContext,
+    Timeline,
+    job_views,
     render_dataset_card,
     render_report,
     result_lines,
@@ -78,8 +81,9 @@ def _card_is_ours(path: Path) -> bool:
 def write_views(directory: Path, *, live: bool = False, clock: Clock = REAL_CLOCK) -> list[Path]:
     """Render and write the folder's report.html (making missing posters), results.csv and
     README.md; the paths written. UsageError when the folder holds no run."""
-    views = load_views(directory)
-    timeline = timeline_of(JsonlLedger(directory).read_events())
+    check_run_folder(directory)
+    records, timeline = _replay_with_timeline(directory)
+    views = job_views(directory, read_plan(directory), records)
     record = read_batch_record(directory)
     posters = ensure_posters(directory, [a for v in views for a in v.assets])
     now, name = clock.now_iso(), directory.resolve().name
@@ -101,6 +105,19 @@ def write_views(directory: Path, *, live: bool = False, clock: Clock = REAL_CLOC
     elif not live:
         output.err(f"{card_path} was not written by kling-batch: left alone (no dataset card)")
     return written
+
+
+def _replay_with_timeline(directory: Path) -> tuple[dict[str, JobRecord], Timeline]:
+    """The job records and the run over time, from one read of the ledger (it may be
+    large, and a running batch rewrites these views every 30 s)."""
+    records: dict[str, JobRecord] = {}
+
+    def replayed() -> Iterator[Event]:
+        for event in JsonlLedger(directory).read_events():
+            records[event.job] = apply(records.get(event.job), event)
+            yield event
+
+    return records, timeline_of(replayed())
 
 
 def write_final_views(directory: Path) -> None:

@@ -17,13 +17,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="a JSON array, one object per job")
 
 
-def load_views(directory: Path) -> list[JobView]:
-    """The job views of an output folder; UsageError when it holds no run."""
+def check_run_folder(directory: Path) -> None:
+    """UsageError when `directory` holds no kling-batch run."""
     if not (directory / LEDGER_NAME).exists() and not (directory / PLAN_NAME).exists():
         raise UsageError(
             f"{directory} holds no kling-batch run (no {LEDGER_NAME} or {PLAN_NAME})",
             hint="pass the folder `run` wrote to (default output/<manifest name>/)",
         )
+
+
+def load_views(directory: Path) -> list[JobView]:
+    """The job views of an output folder; UsageError when it holds no run."""
+    check_run_folder(directory)
     return job_views(directory, read_plan(directory), load_records(directory))
 
 
