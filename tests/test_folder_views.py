@@ -263,6 +263,23 @@ async def test_the_views_are_rewritten_every_interval_and_a_failure_is_said_once
     assert err.count("could not refresh the report") == 1 and "No space left" in err
 
 
+async def test_a_slow_refresh_waits_longer_so_the_run_keeps_the_cpu(tmp_path: Path) -> None:
+    from runner.cli.refresh import keep_views_fresh
+    from tests.helpers.http import FakeTime
+
+    time = FakeTime()
+    took = [1.0, 12.0, 3.0]
+
+    def write(_: Path) -> None:
+        if not took:
+            raise Stop
+        time.now += took.pop(0)  # this page took that long to render and write
+
+    with pytest.raises(Stop):
+        await keep_views_fresh(tmp_path, interval=30.0, write=write, clock=time.as_clock())
+    assert time.sleeps == [30.0, 30.0, 60.0, 30.0]
+
+
 def test_a_run_leaves_every_view_and_its_provenance(tmp_path: Path) -> None:
     import json
 
