@@ -249,8 +249,9 @@ def _summarize(live: Live, prepared: PreparedRun, records: Mapping[str, JobRecor
     progress, control = live.progress, live.control
     for message in progress.unshown_notes():
         output.err(message)
-    output.err(progress_line(progress.snapshot()))
-    gauge = progress.snapshot().admission
+    snapshot = progress.snapshot()
+    output.err(progress_line(snapshot))
+    gauge = snapshot.admission
     if gauge is not None and gauge.refusals:
         output.err(f"the account's cap held the batch to about {gauge.limit} job(s) in "
                    f"flight (asked {gauge.asked}): {gauge.refusals} POST(s) refused for "

@@ -83,7 +83,6 @@ class ListWatcher:
         self.cadence = cadence or CadencePolicy()
         self.durations = durations or Durations()
         self.fallback = fallback
-        self.listings = 0
         self.lost_grace = lost_grace
         self._cursor = clock.wall() - timedelta(minutes=2)
         self._watches: dict[str, _Watch] = {}
@@ -153,7 +152,6 @@ class ListWatcher:
 
     async def _list_once(self) -> None:
         seen: list[RemoteJob] = []
-        self.listings += 1
         async for job in self._list(format_iso(self._cursor)):
             seen.append(job)
             await self._dispatch(job)
