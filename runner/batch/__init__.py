@@ -30,6 +30,7 @@ from runner.batch.pricing import Estimate, estimate_jobs
 from runner.batch.progress import Progress, Snapshot, account_cap, format_duration, progress_line
 from runner.batch.resume import Action, Decision, changed_fields, changed_inputs, decide
 from runner.batch.scheduler import Scheduler, WorkItem
+from runner.batch.selection import Selection, check_patterns, matches, pilot, select_jobs
 from runner.batch.sessions import api_sessions
 from runner.batch.submission import Submitter
 from runner.batch.window import Window, after_acceptance, after_refusal, opening_window
@@ -57,6 +58,7 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "Scheduler",
+    "Selection",
     "Slots",
     "Snapshot",
     "Submitter",
@@ -70,6 +72,7 @@ __all__ = [
     "cancel_targets",
     "changed_fields",
     "changed_inputs",
+    "check_patterns",
     "count_failures",
     "decide",
     "default_options",
@@ -77,10 +80,13 @@ __all__ = [
     "format_duration",
     "halt_reason_for",
     "live_state",
+    "matches",
     "opening_window",
+    "pilot",
     "prepare_run",
     "progress_line",
     "record_cancellations",
     "reserve_slot",
     "run_batch",
+    "select_jobs",
 ]

@@ -47,6 +47,7 @@ from runner.batch.pricing import CostEstimator
 from runner.batch.progress import Notes, Progress
 from runner.batch.resume import Action
 from runner.batch.scheduler import Scheduler, WorkItem
+from runner.batch.selection import Selection, select_jobs
 from runner.batch.sessions import api_sessions
 from runner.batch.submission import Submitter
 from runner.batch.window import opening_window
@@ -96,6 +97,9 @@ class RunOptions:
     batch_index: Path | None = None
     new_batch: bool = False
     continue_batch: bool = False
+    # The jobs this run takes (`--only`, `--model`, `--limit`); the others are left as
+    # they are, for a later run (`runner.batch.selection`).
+    selection: Selection = field(default_factory=Selection)
 
     def with_overrides(self, **values: Any) -> RunOptions:
         """These options with every value that is not None replaced."""
@@ -135,6 +139,12 @@ class PreparedRun:
     records: Mapping[str, JobRecord]
     stale_lock_pid: int | None = None
     warnings: tuple[str, ...] = ()
+    left_out: int = 0  # manifest jobs the selection left out (untouched by this run)
+
+    @property
+    def selected(self) -> list[JobSpec]:
+        """The manifest jobs this run takes (every one without a selection)."""
+        return [item.spec for item in self.items]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,14 +165,19 @@ class Live:
 
 
 @contextmanager
-def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun]:
+def prepare_run(
+    manifest: Manifest, options: RunOptions, known_models: Sequence[str] = ()
+) -> Iterator[PreparedRun]:
     """Lock the folder, check it holds this batch, replay its ledger, decide every job,
     snapshot the plan and make metadata.jsonl whole after a killed run. The lock is held
     for the block.
 
     Raises LockedError (another runner holds the folder), FolderError (it cannot be
     written) or UsageError (another batch's folder, a manifest already run elsewhere,
-    changed jobs, clashing names): nothing is sent.
+    changed jobs, clashing names, a selection naming no job): nothing is sent. The
+    selection is made after expanded ids are kept where they were paid, so `--only` names
+    the ids `status` shows; `known_models` are what `--model` may name (default: the
+    manifest's).
     """
     out_dir = options.out_dir
     wanted = batch_identity(manifest, options)
@@ -174,13 +189,17 @@ def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun
         records = load_records(out_dir)
         jobs, moved = keep_paid_numbers(manifest.jobs, records)
         manifest = dataclasses.replace(manifest, jobs=jobs)
+        models = known_models or sorted({spec.model for spec in jobs})
+        chosen = {spec.id for spec in select_jobs(jobs, options.selection, models)}
         items = work_items(manifest.jobs, records, options.out_dir,
                            retry_failed=options.retry_failed,
-                           redo=lambda job: options.redo_changed or job in options.redo_ids)
+                           redo=lambda job: options.redo_changed or job in options.redo_ids,
+                           only=None if options.selection.everything else chosen)
         tidied = refresh_folder(out_dir, batch, manifest.jobs, records)
         warnings = (*moved, *tidied, *remember_batch(options, wanted))
         yield PreparedRun(manifest, options, items, records,
-                          stale.pid if stale is not None else None, warnings)
+                          stale.pid if stale is not None else None, warnings,
+                          left_out=len(jobs) - len(items))
 
 
 def live_state(prepared: PreparedRun, clock: Clock) -> Live:
@@ -234,7 +253,7 @@ async def run_batch(
         ledger.close()
         _rewrite_metadata(prepared, live, book.records)
     ending = live.control.ending
-    return RunResult(exit_code_for(prepared.manifest.jobs, book.records, ending), ending,
+    return RunResult(exit_code_for(prepared.selected, book.records, ending), ending,
                      book.records)
 
 
@@ -333,7 +352,8 @@ def learned_durations(records: Mapping[str, JobRecord]) -> Durations:
 def exit_code_for(
     specs: Sequence[JobSpec], records: Mapping[str, JobRecord], halt: HaltReason | None
 ) -> int:
-    """0 all done with files, 1 some failed/canceled/missing, 3 halted, 130 interrupted."""
+    """0 all done with files, 1 some failed/canceled/missing, 3 halted, 130 interrupted;
+    over `specs`, the jobs the run took (a selected run answers for its selection only)."""
     if halt is HaltReason.INTERRUPTED:
         return EXIT_INTERRUPTED
     if halt is not None:

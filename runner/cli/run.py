@@ -37,8 +37,10 @@ from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.live import render_progress
 from runner.cli.refresh import keep_views_fresh, record_batch, write_final_views
+from runner.cli.selection import add_selection_arguments, selection_of
 from runner.cli.validate import add_manifest_switches, load_from_args
 from runner.clock import REAL_CLOCK
+from runner.domain import JobState
 from runner.errors import EXIT_INTERRUPTED
 from runner.ledger import JobRecord, load_records
 from runner.manifest import Manifest, flag_value, model_limit_flag
@@ -116,6 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="run this manifest (or these credentials) into a folder holding "
                        "another manifest's batch, as its continuation")
     add_manifest_switches(parser)
+    add_selection_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
@@ -177,6 +180,7 @@ def build_options(
         batch_index=default_index_path(os.environ),
         new_batch=args.new_batch,
         continue_batch=args.continue_batch,
+        selection=selection_of(args),
     )
 
 
@@ -193,7 +197,7 @@ def execute(args: argparse.Namespace) -> int:
         output.err(str(warning))
     endpoint = resolve_endpoint(args)
     options = build_options(args, manifest, registry.models, endpoint)
-    with prepare_run(manifest, options) as prepared:
+    with prepare_run(manifest, options, registry.models) as prepared:
         for note in prepared.warnings:
             output.err(note)
         if prepared.stale_lock_pid is not None:
@@ -260,11 +264,23 @@ def _summarize(live: Live, prepared: PreparedRun, records: Mapping[str, JobRecor
         output.err(f"halted: {control.halt.value}; fix it and run the same command to resume")
     elif control.draining:
         output.err("interrupted; run the same command to resume")
-    plan = [PlannedJob(s.id, s.model, s.params) for s in prepared.manifest.jobs]
+    selected = prepared.selected
+    plan = [PlannedJob(s.id, s.model, s.params) for s in selected]
     views = job_views(prepared.options.out_dir, plan, records)
     counts = state_counts(v for v in views if v.planned)
-    files = sum(len(r.assets) for r in records.values())
+    taken = {s.id for s in selected}
+    files = sum(len(r.assets) for job, r in records.items()
+                if not prepared.left_out or job in taken)
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     cost = sum(r.total_cost for r in records.values())
     output.out(f"{summary} — {files} file(s) in {prepared.options.out_dir / 'videos'} — "
                f"{cost:g} CU spent in all")
+    if prepared.left_out:
+        total = len(selected) + prepared.left_out
+        pending = sum(1 for s in prepared.manifest.jobs if s.id not in taken
+                      and (s.id not in records or records[s.id].state is JobState.PENDING))
+        output.out(f"{len(selected):,} of {total:,} jobs selected "
+                   f"({prepared.options.selection.describe()}); {prepared.left_out:,} left "
+                   f"out, {pending:,} of them pending — run again without "
+                   f"{'--limit' if prepared.options.selection.limit else 'the selection'} "
+                   "to continue")

@@ -127,10 +127,12 @@ def ledger_events(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def status_json(out: Path, capsys: Any) -> list[dict[str, Any]]:
-    """`status --json` of a folder, parsed."""
+def status_json(out: Path, capsys: Any, code: int | None = None) -> list[dict[str, Any]]:
+    """`status --json` of a folder, parsed; `code`: the exit code it must give (default:
+    any of status's own, 0 every job done, 1 some failed or canceled, 4 work remains)."""
     capsys.readouterr()
-    assert main(["status", str(out), "--json"]) == 0
+    got = main(["status", str(out), "--json"])
+    assert got == code if code is not None else got in (0, 1, 4), got
     return list(json.loads(capsys.readouterr().out))
 
 
