@@ -51,6 +51,7 @@ from runner.batch.selection import Selection, select_jobs
 from runner.batch.sessions import api_sessions
 from runner.batch.submission import Submitter
 from runner.batch.window import opening_window
+from runner.batch.withdrawals import Withdrawals, settle_leftovers
 from runner.batch.work import work_items
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState, RemoteAsset
@@ -186,7 +187,7 @@ def prepare_run(
         out_dir.mkdir(parents=True, exist_ok=True)
     with hold_lock(out_dir) as stale:
         batch = claim_folder(options, wanted)
-        records = load_records(out_dir)
+        records = settle_leftovers(out_dir, load_records(out_dir))  # a killed run's cancels
         jobs, moved = keep_paid_numbers(manifest.jobs, records)
         manifest = dataclasses.replace(manifest, jobs=jobs)
         models = known_models or sorted({spec.model for spec in jobs})
@@ -235,15 +236,19 @@ async def run_batch(
             watcher = _watcher(client, options, prepared.records, clock)
             lookup = AssetLookup(client)
             tg.start_soon(lookup.run)
+            withdrawals = Withdrawals(options.out_dir, state_of=book.get, record=book.record,
+                                      cancel_at_api=client.cancel_job, note=live.progress.note)
+            tg.start_soon(withdrawals.watch)  # `cancel DIR ID…` while this run goes
             plan_cap = await _plan_cap(client, endpoint.team_id)
             scheduler = _scheduler(prepared=prepared, live=live, book=book,
                                    registry=registry, client=client, lookup=lookup,
                                    cdn_session=cdn_session, watcher=watcher,
-                                   plan_cap=plan_cap, clock=clock)
+                                   plan_cap=plan_cap, clock=clock, withdrawals=withdrawals)
             if watcher is not None:
                 tg.start_soon(watcher.run)
             try:
                 await scheduler.run(prepared.items)
+                await withdrawals.settle()  # the cancelled jobs no task reached
             finally:
                 # After every job task has ended (shielded POSTs included): the writer
                 # drains what they handed over, then returns; the watcher has no one left.
@@ -274,6 +279,7 @@ def _scheduler(
     *, prepared: PreparedRun, live: Live, book: JobBook, registry: SchemaRegistry,
     client: ScenarioClient, lookup: AssetLookup, cdn_session: aiohttp.ClientSession,
     watcher: ListWatcher | None, plan_cap: int | None, clock: Clock,
+    withdrawals: Withdrawals,
 ) -> Scheduler:
     options, note, control = prepared.options, live.progress.note, live.control
     records = prepared.records.values()
@@ -301,7 +307,7 @@ def _scheduler(
         reconciler=Reconciler(lambda since: client.list_jobs(created_after=since),
                               claimed=claimed, settle=options.settle, clock=clock),
         may_submit=lambda: control.submissions_allowed, note=note, clock=clock,
-        inputs_of=inputs_of, set_aside=follower.supersede,
+        inputs_of=inputs_of, set_aside=follower.supersede, withdrawals=withdrawals,
     )
     admission = Admission(
         window=opening_window(options.concurrency, plan_cap),
@@ -313,7 +319,7 @@ def _scheduler(
     live.progress.gauge = admission.gauge
     return Scheduler(admission=admission, submitter=submitter, follower=follower,
                      control=control, download_concurrency=options.download_concurrency,
-                     auto_retries=options.auto_retries, note=note)
+                     auto_retries=options.auto_retries, note=note, withdrawals=withdrawals)
 
 
 async def _plan_cap(client: ScenarioClient, team_id: str | None) -> int | None:

@@ -52,7 +52,7 @@ class Selection:
         return " ".join(words)
 
 
-def matches(job_id: str, pattern: str) -> bool:
+def id_matches(job_id: str, pattern: str) -> bool:
     """`pattern` is this id, or a glob matching it (case-sensitive, as ids are)."""
     return job_id == pattern or fnmatch.fnmatchcase(job_id, pattern)
 
@@ -60,7 +60,7 @@ def matches(job_id: str, pattern: str) -> bool:
 def check_patterns(patterns: Sequence[str], ids: Sequence[str], what: str = "job") -> None:
     """UsageError for the first pattern matching none of `ids`, with a did-you-mean."""
     for pattern in patterns:
-        if not any(matches(i, pattern) for i in ids):
+        if not any(id_matches(i, pattern) for i in ids):
             guess = suggest(pattern, list(ids)) if len(ids) <= 20_000 else None
             hint = (f"did you mean {guess!r}?" if guess
                     else "a job id, or a glob such as 'shot-*' (quote it for the shell)")
@@ -130,7 +130,7 @@ def select_jobs(
     _check_models(selection.models, specs, known_models)
     chosen = [
         spec for spec in specs
-        if (not selection.only or any(matches(spec.id, p) for p in selection.only))
+        if (not selection.only or any(id_matches(spec.id, p) for p in selection.only))
         and (not selection.models or spec.model in selection.models)
     ]
     if selection.limit is not None:
