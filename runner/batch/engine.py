@@ -31,7 +31,7 @@ from runner.api import (
 )
 from runner.batch.admission import Admission, RateLimiter
 from runner.batch.bodies import input_files, request_body
-from runner.batch.book import JobBook, count_failures
+from runner.batch.book import JobBook, Observer, count_failures
 from runner.batch.budget import Budget
 from runner.batch.claim import (
     batch_identity,
@@ -159,10 +159,12 @@ class RunResult:
 
 @dataclass(frozen=True, slots=True)
 class Live:
-    """What a running batch exposes: its control (drain, halts) and its progress."""
+    """What a running batch exposes: its control (drain, halts) and its progress; more
+    observers of its job book (`run --events`) may be given."""
 
     control: Control
     progress: Progress
+    observers: tuple[Observer, ...] = ()
 
 
 @contextmanager
@@ -227,7 +229,8 @@ async def run_batch(
     ledger = JsonlLedger(options.out_dir)
     writer = LedgerWriter(ledger, describe=lambda exc: write_failure(exc, options.out_dir))
     book = JobBook(writer, prepared.records,
-                   (live.progress.observe, count_failures(live.control.count_failure)))
+                   (live.progress.observe, count_failures(live.control.count_failure),
+                    *live.observers))
     try:
         async with api_sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
             tg.start_soon(writer.run)

@@ -28,7 +28,7 @@ from tests.helpers.simulator import FAST_CONFIG
 REPO = Path(__file__).resolve().parents[2]
 
 FAST_RUN = ["--poll-interval", "0.05", "--poll-max", "0.2", "--listings-per-second", "20",
-            "--settle", "0.5", "-q"]
+            "--settle", "0.5"]  # not -q: tests read the summary and notes
 
 
 @contextmanager
