@@ -34,25 +34,27 @@ def _posted(out: Path) -> set[str]:
 def test_cancel_during_a_live_run_stops_those_jobs_and_the_run_refills_none_of_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    manifest = write_manifest(tmp_path, t2v_jobs(20))
+    manifest = write_manifest(tmp_path, t2v_jobs(22))
     out = tmp_path / "out"
     with background_simulator(job_seconds=(4.0, 4.0)) as sim:
-        proc = start_run(manifest, out, sim, "--concurrency", "5")
+        # clip-020 and clip-021 are left out of this run, and cancelled during it too.
+        proc = start_run(manifest, out, sim, "--concurrency", "5", "--only", "clip-0[01]*")
         wait_for_events(out, "submitted", 5)
         capsys.readouterr()
-        code = main(["cancel", str(out), "clip-000", "clip-01*", "--base-url", sim.base_url])
+        code = main(["cancel", str(out), "clip-000", "clip-01*", "clip-02*",
+                     "--base-url", sim.base_url])
         captured = capsys.readouterr()
         posts_at_cancel = sum(sim.stats.submissions_by_fingerprint.values())
         log = finish(proc, out, timeout=120)
         sim_status = {j.job_id: j.status for j in sim.stats.jobs}
         posts = sum(sim.stats.submissions_by_fingerprint.values())
     assert code == 0, captured
-    assert "10 job(s) not submitted yet: the run holding the folder will not submit them" \
+    assert "12 job(s) not submitted yet: the run holding the folder will not submit them" \
         in captured.out
     assert "1 cancel request(s) accepted, 0 refused" in captured.out
     assert proc.returncode == 1, log  # some jobs canceled (product.md's exit codes)
     # None of the cancelled pending jobs was ever posted; the run posted only the rest.
-    cancelled_pending = {f"clip-{i:03d}" for i in range(10, 20)}
+    cancelled_pending = {f"clip-{i:03d}" for i in range(10, 22)}
     assert not (_posted(out) & cancelled_pending)
     assert posts == 10 and posts_at_cancel <= 10
     rows = {r["id"]: r for r in status_json(out, capsys, code=1)}
@@ -62,6 +64,9 @@ def test_cancel_during_a_live_run_stops_those_jobs_and_the_run_refills_none_of_t
     assert all(rows[f"clip-{i:03d}"]["state"] == "succeeded" for i in range(1, 10))
     assert all(rows[j]["jobId"] is None and "kling-batch cancel" in rows[j]["error"]
                for j in cancelled_pending)
+    # The jobs outside the run are in its ledger, not in its counters.
+    final = [line for line in log.splitlines() if "pending" in line and "succeeded" in line]
+    assert "pending 0 " in final[-1] and "canceled 11" in final[-1], final[-1]
     # The requests were carried out: the file is empty for the next run.
     assert (out / "cancel-requests.jsonl").read_bytes() == b""
 

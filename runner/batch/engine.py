@@ -240,6 +240,7 @@ async def run_batch(
             lookup = AssetLookup(client)
             tg.start_soon(lookup.run)
             withdrawals = Withdrawals(options.out_dir, state_of=book.get, record=book.record,
+                                      run_jobs=frozenset(i.spec.id for i in prepared.items),
                                       cancel_at_api=client.cancel_job, note=live.progress.note)
             tg.start_soon(withdrawals.watch)  # `cancel DIR ID…` while this run goes
             plan_cap = await _plan_cap(client, endpoint.team_id)

@@ -30,7 +30,7 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -137,14 +137,16 @@ class Withdrawals:
         directory: Path,
         *,
         state_of: Callable[[str], JobRecord | None],
-        record: Callable[[Event], Awaitable[Any]],
+        record: Callable[..., Awaitable[Any]],
+        run_jobs: Collection[str],
         cancel_at_api: Callable[[str], Awaitable[Any]],
         note: Callable[[str], None],
     ) -> None:
         self._path = directory / REQUESTS_NAME
         self._directory = directory
         self._state_of = state_of
-        self._record = record
+        self._record = record  # JobBook.record
+        self._run_jobs = run_jobs
         self._cancel_at_api = cancel_at_api
         self._note = note
         self._offset = 0
@@ -183,7 +185,8 @@ class Withdrawals:
         if job in self._recorded:
             return
         self._recorded.add(job)
-        await self._record(local_cancellation(job))
+        # A job the run's selection left out is recorded, but not in the run's counters.
+        await self._record(local_cancellation(job), observed=job in self._run_jobs)
 
     async def cancel_remotely(self, job: str, job_id: str) -> None:
         """Ask the API to cancel `job_id` if the job is withdrawn and nobody asked yet; a
