@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cancel only these jobs (ids or globs such as 'shot-1*'; quote "
                         "them for the shell): those in flight at the API, and those not "
                         "submitted yet, which are recorded canceled and never submitted "
-                        "(bring one back with `run --retry-failed --only ID`); without any, "
-                        "every job in flight")
+                        "(bring one back with `run --retry-failed --only ID`), also by a "
+                        "run going on in the folder, which submits none of them; without "
+                        "any, every job in flight")
     parser.add_argument("--base-url", help="API base URL (default: $SCENARIO_BASE_URL)")
 
 
