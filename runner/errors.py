@@ -36,6 +36,7 @@ EXIT_OK = 0
 EXIT_JOBS_FAILED = 1
 EXIT_USAGE = 2
 EXIT_HALTED = 3
+EXIT_WORK_REMAINS = 4  # `status`: jobs pending or in flight (or files to fetch) remain
 EXIT_INTERRUPTED = 130
 
 

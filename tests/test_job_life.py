@@ -32,14 +32,16 @@ from runner.batch import (
     RateLimiter,
     Scheduler,
     Submitter,
+    Withdrawals,
     WorkItem,
     count_failures,
     opening_window,
 )
+from runner.batch.withdrawals import append_request
 from runner.canonical import canonical_json
 from runner.domain import JobSpec, RemoteJob, RemoteStatus, SourceLocation, Submission
 from runner.errors import OutcomeUnknownError, TransientApiError
-from runner.ledger import Event, LedgerWriter, Submitted
+from runner.ledger import Event, Finished, Intended, LedgerWriter, NotSubmitted, Outcome, Submitted
 from runner.polling import PollPolicy
 from runner.reconcile import Reconciler
 from tests.helpers.http import FakeTime
@@ -133,7 +135,10 @@ class Batch:
     scheduler: Scheduler
 
 
-def build(world: FakeWorld, tmp_path: Path) -> Batch:
+def build(
+    world: FakeWorld, tmp_path: Path, withdrawals: Path | None = None,
+    cancel_at_api: Any = None,
+) -> Batch:
     time = FakeTime()
     clock = time.as_clock()
     control = Control(total=1)
@@ -142,17 +147,21 @@ def build(world: FakeWorld, tmp_path: Path) -> Batch:
     budget = Budget(1000.0)
     reconciler = Reconciler(world.list_jobs, claimed=set(), settle=5.0, clock=clock)
     note = lambda _message: None  # noqa: E731 - a sink for the notes
+    pulled = None if withdrawals is None else Withdrawals(
+        withdrawals, state_of=book.get, record=book.record, run_jobs={"shot"},
+        cancel_at_api=cancel_at_api, note=note)
     submitter = Submitter(book=book, make_body=world.make_body, generate=world.generate,
                           price=world.price, budget=budget, reconciler=reconciler,
                           may_submit=lambda: control.submissions_allowed, note=note,
-                          clock=clock)
+                          clock=clock, withdrawals=pulled)
     follower = Follower(book=book, get_job=world.get_job, watcher=None,
                         policy=PollPolicy(0.1, 1.5, 1.0, 60.0), fetch=world.fetch,
                         out_dir=tmp_path, note=note, clock=clock)
     admission = Admission(window=opening_window(1), workers=2, model_limits={MODEL: 1},
                           rate=RateLimiter(None, clock=clock), clock=clock)
     scheduler = Scheduler(admission=admission, submitter=submitter, follower=follower,
-                          control=control, download_concurrency=1, auto_retries=1, note=note)
+                          control=control, download_concurrency=1, auto_retries=1, note=note,
+                          withdrawals=pulled)
     return Batch(world, admission, budget, reconciler, writer, scheduler)
 
 
@@ -241,3 +250,63 @@ async def test_a_transient_failure_is_posted_again_under_a_new_attempt(tmp_path:
 def test_the_fake_errors_are_the_real_classes() -> None:
     # The scenarios lean on these: a lost answer is not transient (never re-sent blindly).
     assert not issubclass(OutcomeUnknownError, TransientApiError)
+
+
+class RequestAtGate(Gates):
+    """At the `stop_at`-th await point, `cancel SHOT` is requested (as the command does,
+    through the folder) and the job goes on."""
+
+    def __init__(self, folder: Path, stop_at: int | None = None) -> None:
+        super().__init__(stop_at)
+        self.folder = folder
+        self.posts_then: int | None = None
+        self.world: FakeWorld | None = None
+
+    async def __call__(self, name: str) -> None:
+        self.passed.append(name)
+        if len(self.passed) == self.stop_at:
+            assert self.world is not None
+            self.posts_then = self.world.posts
+            append_request(self.folder, ["shot"], [])
+        await anyio.lowlevel.checkpoint()
+
+
+@pytest.mark.parametrize("scenario", ["success", "lost answer", "transient failure"])
+async def test_a_cancel_request_at_any_await_point_is_never_followed_by_a_post(
+    scenario: str, tmp_path: Path
+) -> None:
+    whole = build(FakeWorld(Gates(), scenario), tmp_path)
+    await run(whole)
+    steps = len(whole.world.gates.passed)
+    for stop_at in range(1, steps + 1):
+        folder = tmp_path / f"gate-{stop_at}"
+        folder.mkdir()
+        gates = RequestAtGate(folder, stop_at)
+        world = FakeWorld(gates, scenario)
+        gates.world = world
+        asked: list[str] = []
+
+        async def cancel_at_api(job_id: str, asked: list[str] = asked) -> None:
+            asked.append(job_id)
+
+        batch = build(world, tmp_path, withdrawals=folder, cancel_at_api=cancel_at_api)
+        with anyio.fail_after(10):
+            await run(batch)
+        where = f"gate {stop_at} ({gates.passed[stop_at - 1]})"
+        assert gates.posts_then is not None, where
+        assert world.posts == gates.posts_then, f"a POST after the cancel, at {where}"
+        events = world.written
+        if gates.posts_then == 0:
+            # Never sent: the job is canceled without a jobId, and an intent already
+            # durable is closed (nothing was created) before it.
+            last = events[-1]
+            assert isinstance(last, Finished) and last.outcome is Outcome.CANCELED, where
+            assert last.job_id is None, where
+            if any(isinstance(e, Intended) for e in events):
+                assert isinstance(events[-2], NotSubmitted), where
+        elif where.endswith("(post)"):
+            # The request came while the POST was in the air: the job it created (or the
+            # one adopted after a lost answer) is cancelled at the API by the run.
+            assert asked == [f"job_{gates.posts_then}"], where
+        else:
+            assert len(asked) <= 1, where

@@ -43,9 +43,16 @@ def test_status_lists_never_submitted_jobs_and_says_what_comes_next(
             assert row["error"]
         else:
             assert row["jobId"] is None and "will be submitted" in row["next"]
-    assert main(["status", str(out)]) == 0
+    assert main(["status", str(out)]) == 4  # work remains: two jobs pending
     text = capsys.readouterr().out
     assert "2 pending" in text and "2 failed" in text
+    # Each job's cost, from the ledger's submitted records, beside the total.
+    assert all(row["cost"] == 300 for row in rows.values() if row["state"] == "failed")
+    assert all(row["cost"] == 0 for row in rows.values() if row["state"] == "pending")
+    table = {line.split()[0]: line.split() for line in text.splitlines()[1:5]}
+    assert table["clip-000"][3] == "300" and table["clip-002"][3] == "-"
+    assert text.splitlines()[0].split()[3] == "CU"
+    assert "600 CU spent" in text
 
 
 def test_status_of_a_folder_without_a_run_is_a_usage_error(

@@ -12,7 +12,7 @@ from runner.batch.admission import (
 )
 from runner.batch.book import JobBook, count_failures
 from runner.batch.budget import Budget, OverBudget
-from runner.batch.cancel import cancel_jobs, cancel_targets, record_cancellations
+from runner.batch.cancel import cancel_jobs, cancel_pending, cancel_targets, record_cancellations
 from runner.batch.control import Control, FailureLimit, HaltReason, halt_reason_for
 from runner.batch.engine import (
     Endpoint,
@@ -30,11 +30,14 @@ from runner.batch.pricing import Estimate, estimate_jobs
 from runner.batch.progress import Progress, Snapshot, account_cap, format_duration, progress_line
 from runner.batch.resume import Action, Decision, changed_fields, changed_inputs, decide
 from runner.batch.scheduler import Scheduler, WorkItem
+from runner.batch.selection import Selection, check_patterns, id_matches, pilot, select_jobs
 from runner.batch.sessions import api_sessions
 from runner.batch.submission import Submitter
 from runner.batch.window import Window, after_acceptance, after_refusal, opening_window
+from runner.batch.withdrawals import REQUESTS_NAME, Withdrawals, settle_leftovers
 
 __all__ = [
+    "REQUESTS_NAME",
     "Action",
     "Admission",
     "Bucket",
@@ -57,30 +60,38 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "Scheduler",
+    "Selection",
     "Slots",
     "Snapshot",
     "Submitter",
     "Window",
+    "Withdrawals",
     "WorkItem",
     "account_cap",
     "after_acceptance",
     "after_refusal",
     "api_sessions",
     "cancel_jobs",
+    "cancel_pending",
     "cancel_targets",
     "changed_fields",
     "changed_inputs",
+    "check_patterns",
     "count_failures",
     "decide",
     "default_options",
     "estimate_jobs",
     "format_duration",
     "halt_reason_for",
+    "id_matches",
     "live_state",
     "opening_window",
+    "pilot",
     "prepare_run",
     "progress_line",
     "record_cancellations",
     "reserve_slot",
     "run_batch",
+    "select_jobs",
+    "settle_leftovers",
 ]

@@ -45,8 +45,10 @@ class JobBook:
         record = self._records.get(job)
         return (record.attempt if record is not None else 0) + 1
 
-    async def record(self, event: Event) -> JobRecord:
-        """Write `event` durably, then move the job; its new record.
+    async def record(self, event: Event, *, observed: bool = True) -> JobRecord:
+        """Write `event` durably, then move the job; its new record. `observed=False` for a
+        job outside the run (a cancel request for a job the run's selection left out): the
+        ledger has it, the run's counters do not.
 
         Raises LedgerWriteError when the ledger cannot be written (nothing moves then).
         """
@@ -54,7 +56,7 @@ class JobBook:
         old = self._records.get(event.job)
         new = apply(old, event)
         self._records[event.job] = new
-        for observe in self._observers:
+        for observe in self._observers if observed else ():
             observe(old, new, event)
         return new
 

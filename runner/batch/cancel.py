@@ -1,9 +1,11 @@
-"""`cancel`: ask the API to cancel a run's in-flight jobs, and record what it cancelled.
+"""`cancel`: ask the API to cancel a run's in-flight jobs (all, or those named), cancel the
+named jobs not yet submitted, and record what it cancelled.
 
 The API cancels only some job types ("today only cancel on inference jobs is supported"),
 so each refusal is an outcome with the API's reason, not an error. When no run holds the
 folder the cancellations are recorded in its ledger at once; when a run is going, its own
-following records them (a ledger has one writer), and cancel only asks the API.
+following records them (a ledger has one writer), and cancel asks the API and tells the
+run, which then submits none of the jobs named (`runner.batch.withdrawals`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import aiohttp
 
 from runner.api import Credentials, ScenarioClient
 from runner.batch.control import halt_reason_for
+from runner.batch.withdrawals import append_request, local_cancellation
 from runner.domain import JobState, RemoteJob, RemoteStatus
 from runner.errors import ApiError, LockedError
 from runner.ledger import Event, Finished, JsonlLedger, Outcome
-from runner.outdir import hold_lock, writing
+from runner.outdir import hold_lock, read_lock, writing
 
 _IN_FLIGHT = (JobState.SUBMITTED, JobState.RUNNING)
 
@@ -93,6 +96,38 @@ def cancellation_events(outcomes: Iterable[CancelOutcome]) -> list[Event]:
         for o in outcomes
         if o.result is not None and o.result.status is RemoteStatus.CANCELED
     ]
+
+
+def cancel_pending(
+    directory: Path, pending: Sequence[str], named: Sequence[str], asked: Sequence[str]
+) -> bool:
+    """Cancel jobs not yet submitted, and tell a live run which jobs are cancelled.
+
+    With no run holding the folder: the `pending` jobs are recorded `canceled` in its
+    ledger at once (True). With a run holding it: a request naming every `named` job (and
+    the jobIds `asked` of the API) is appended for that run, which submits none of them
+    and records the cancellations itself (False). See `runner.batch.withdrawals`.
+    """
+    if not pending:  # nothing to write unless a run holds the folder (it may be read-only)
+        holder = read_lock(directory)
+        if holder is None or holder.stale:
+            return True
+        with writing(directory):
+            append_request(directory, named, asked)
+        return False
+    try:
+        with hold_lock(directory), writing(directory):
+            if pending:
+                ledger = JsonlLedger(directory)
+                try:
+                    ledger.write_batch([local_cancellation(job) for job in pending])
+                finally:
+                    ledger.close()
+    except LockedError:
+        with writing(directory):
+            append_request(directory, named, asked)
+        return False
+    return True
 
 
 def record_cancellations(directory: Path, outcomes: Iterable[CancelOutcome]) -> bool:

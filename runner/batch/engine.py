@@ -31,7 +31,7 @@ from runner.api import (
 )
 from runner.batch.admission import Admission, RateLimiter
 from runner.batch.bodies import input_files, request_body
-from runner.batch.book import JobBook, count_failures
+from runner.batch.book import JobBook, Observer, count_failures
 from runner.batch.budget import Budget
 from runner.batch.claim import (
     batch_identity,
@@ -47,9 +47,11 @@ from runner.batch.pricing import CostEstimator
 from runner.batch.progress import Notes, Progress
 from runner.batch.resume import Action
 from runner.batch.scheduler import Scheduler, WorkItem
+from runner.batch.selection import Selection, select_jobs
 from runner.batch.sessions import api_sessions
 from runner.batch.submission import Submitter
 from runner.batch.window import opening_window
+from runner.batch.withdrawals import Withdrawals, settle_leftovers
 from runner.batch.work import work_items
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState, RemoteAsset
@@ -96,6 +98,9 @@ class RunOptions:
     batch_index: Path | None = None
     new_batch: bool = False
     continue_batch: bool = False
+    # The jobs this run takes (`--only`, `--model`, `--limit`); the others are left as
+    # they are, for a later run (`runner.batch.selection`).
+    selection: Selection = field(default_factory=Selection)
 
     def with_overrides(self, **values: Any) -> RunOptions:
         """These options with every value that is not None replaced."""
@@ -135,6 +140,12 @@ class PreparedRun:
     records: Mapping[str, JobRecord]
     stale_lock_pid: int | None = None
     warnings: tuple[str, ...] = ()
+    left_out: int = 0  # manifest jobs the selection left out (untouched by this run)
+
+    @property
+    def selected(self) -> list[JobSpec]:
+        """The manifest jobs this run takes (every one without a selection)."""
+        return [item.spec for item in self.items]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,21 +159,28 @@ class RunResult:
 
 @dataclass(frozen=True, slots=True)
 class Live:
-    """What a running batch exposes: its control (drain, halts) and its progress."""
+    """What a running batch exposes: its control (drain, halts) and its progress; more
+    observers of its job book (`run --events`) may be given."""
 
     control: Control
     progress: Progress
+    observers: tuple[Observer, ...] = ()
 
 
 @contextmanager
-def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun]:
+def prepare_run(
+    manifest: Manifest, options: RunOptions, known_models: Sequence[str] = ()
+) -> Iterator[PreparedRun]:
     """Lock the folder, check it holds this batch, replay its ledger, decide every job,
     snapshot the plan and make metadata.jsonl whole after a killed run. The lock is held
     for the block.
 
     Raises LockedError (another runner holds the folder), FolderError (it cannot be
     written) or UsageError (another batch's folder, a manifest already run elsewhere,
-    changed jobs, clashing names): nothing is sent.
+    changed jobs, clashing names, a selection naming no job): nothing is sent. The
+    selection is made after expanded ids are kept where they were paid, so `--only` names
+    the ids `status` shows; `known_models` are what `--model` may name (default: the
+    manifest's).
     """
     out_dir = options.out_dir
     wanted = batch_identity(manifest, options)
@@ -171,16 +189,20 @@ def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun
         out_dir.mkdir(parents=True, exist_ok=True)
     with hold_lock(out_dir) as stale:
         batch = claim_folder(options, wanted)
-        records = load_records(out_dir)
+        records = settle_leftovers(out_dir, load_records(out_dir))  # a killed run's cancels
         jobs, moved = keep_paid_numbers(manifest.jobs, records)
         manifest = dataclasses.replace(manifest, jobs=jobs)
+        models = known_models or sorted({spec.model for spec in jobs})
+        chosen = {spec.id for spec in select_jobs(jobs, options.selection, models)}
         items = work_items(manifest.jobs, records, options.out_dir,
                            retry_failed=options.retry_failed,
-                           redo=lambda job: options.redo_changed or job in options.redo_ids)
+                           redo=lambda job: options.redo_changed or job in options.redo_ids,
+                           only=None if options.selection.everything else chosen)
         tidied = refresh_folder(out_dir, batch, manifest.jobs, records)
         warnings = (*moved, *tidied, *remember_batch(options, wanted))
         yield PreparedRun(manifest, options, items, records,
-                          stale.pid if stale is not None else None, warnings)
+                          stale.pid if stale is not None else None, warnings,
+                          left_out=len(jobs) - len(items))
 
 
 def live_state(prepared: PreparedRun, clock: Clock) -> Live:
@@ -207,7 +229,8 @@ async def run_batch(
     ledger = JsonlLedger(options.out_dir)
     writer = LedgerWriter(ledger, describe=lambda exc: write_failure(exc, options.out_dir))
     book = JobBook(writer, prepared.records,
-                   (live.progress.observe, count_failures(live.control.count_failure)))
+                   (live.progress.observe, count_failures(live.control.count_failure),
+                    *live.observers))
     try:
         async with api_sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
             tg.start_soon(writer.run)
@@ -216,15 +239,20 @@ async def run_batch(
             watcher = _watcher(client, options, prepared.records, clock)
             lookup = AssetLookup(client)
             tg.start_soon(lookup.run)
+            withdrawals = Withdrawals(options.out_dir, state_of=book.get, record=book.record,
+                                      run_jobs=frozenset(i.spec.id for i in prepared.items),
+                                      cancel_at_api=client.cancel_job, note=live.progress.note)
+            tg.start_soon(withdrawals.watch)  # `cancel DIR ID…` while this run goes
             plan_cap = await _plan_cap(client, endpoint.team_id)
             scheduler = _scheduler(prepared=prepared, live=live, book=book,
                                    registry=registry, client=client, lookup=lookup,
                                    cdn_session=cdn_session, watcher=watcher,
-                                   plan_cap=plan_cap, clock=clock)
+                                   plan_cap=plan_cap, clock=clock, withdrawals=withdrawals)
             if watcher is not None:
                 tg.start_soon(watcher.run)
             try:
                 await scheduler.run(prepared.items)
+                await withdrawals.settle()  # the cancelled jobs no task reached
             finally:
                 # After every job task has ended (shielded POSTs included): the writer
                 # drains what they handed over, then returns; the watcher has no one left.
@@ -234,7 +262,7 @@ async def run_batch(
         ledger.close()
         _rewrite_metadata(prepared, live, book.records)
     ending = live.control.ending
-    return RunResult(exit_code_for(prepared.manifest.jobs, book.records, ending), ending,
+    return RunResult(exit_code_for(prepared.selected, book.records, ending), ending,
                      book.records)
 
 
@@ -255,6 +283,7 @@ def _scheduler(
     *, prepared: PreparedRun, live: Live, book: JobBook, registry: SchemaRegistry,
     client: ScenarioClient, lookup: AssetLookup, cdn_session: aiohttp.ClientSession,
     watcher: ListWatcher | None, plan_cap: int | None, clock: Clock,
+    withdrawals: Withdrawals,
 ) -> Scheduler:
     options, note, control = prepared.options, live.progress.note, live.control
     records = prepared.records.values()
@@ -282,7 +311,7 @@ def _scheduler(
         reconciler=Reconciler(lambda since: client.list_jobs(created_after=since),
                               claimed=claimed, settle=options.settle, clock=clock),
         may_submit=lambda: control.submissions_allowed, note=note, clock=clock,
-        inputs_of=inputs_of, set_aside=follower.supersede,
+        inputs_of=inputs_of, set_aside=follower.supersede, withdrawals=withdrawals,
     )
     admission = Admission(
         window=opening_window(options.concurrency, plan_cap),
@@ -294,7 +323,7 @@ def _scheduler(
     live.progress.gauge = admission.gauge
     return Scheduler(admission=admission, submitter=submitter, follower=follower,
                      control=control, download_concurrency=options.download_concurrency,
-                     auto_retries=options.auto_retries, note=note)
+                     auto_retries=options.auto_retries, note=note, withdrawals=withdrawals)
 
 
 async def _plan_cap(client: ScenarioClient, team_id: str | None) -> int | None:
@@ -333,7 +362,8 @@ def learned_durations(records: Mapping[str, JobRecord]) -> Durations:
 def exit_code_for(
     specs: Sequence[JobSpec], records: Mapping[str, JobRecord], halt: HaltReason | None
 ) -> int:
-    """0 all done with files, 1 some failed/canceled/missing, 3 halted, 130 interrupted."""
+    """0 all done with files, 1 some failed/canceled/missing, 3 halted, 130 interrupted;
+    over `specs`, the jobs the run took (a selected run answers for its selection only)."""
     if halt is HaltReason.INTERRUPTED:
         return EXIT_INTERRUPTED
     if halt is not None:

@@ -22,6 +22,7 @@ from runner.batch.control import Control
 from runner.batch.following import Follower, FollowOutcome
 from runner.batch.resume import Action, Decision, is_transient_failure
 from runner.batch.submission import SubmitOutcome, Submitter
+from runner.batch.withdrawals import Withdrawals
 from runner.domain import JobSpec, RemoteJob, RemoteStatus
 from runner.ledger import JobRecord
 
@@ -49,7 +50,9 @@ class Scheduler:
         download_concurrency: int,
         auto_retries: int,
         note: Callable[[str], None],
+        withdrawals: Withdrawals | None = None,
     ) -> None:
+        self._withdrawals = withdrawals
         self._admission = admission
         self._submitter = submitter
         self._follower = follower
@@ -105,6 +108,10 @@ class Scheduler:
         for spec in specs:
             if not self._control.submissions_allowed:
                 return
+            if self._withdrawn(spec.id):  # cancelled while it waited: never submitted
+                assert self._withdrawals is not None
+                await self._withdrawals.cancel_locally(spec.id)
+                continue
             worker = await self._admission.worker()
             try:
                 place = await self._admission.place(spec.model)
@@ -133,6 +140,10 @@ class Scheduler:
                     self._admission.refused(outcome.retry_after)
                     if not self._control.submissions_allowed:
                         return
+                    if self._withdrawn(spec.id):
+                        assert self._withdrawals is not None
+                        await self._withdrawals.cancel_locally(spec.id)
+                        return
                     place = await self._admission.place(spec.model)
                     continue
                 final = outcome.final
@@ -141,7 +152,7 @@ class Scheduler:
                     async with self._downloads:
                         await self._follower.download(spec, final.asset_ids, located=located)
                     return
-                if final is None or not self._may_retry(final, retries):
+                if final is None or not self._may_retry(spec.id, final, retries):
                     return
                 retries += 1
                 self._note(f"{spec.id}: transient failure, attempt {retries + 1}")
@@ -165,16 +176,22 @@ class Scheduler:
             fresh = True
         else:
             fresh = False
+        if self._withdrawals is not None:  # cancelled while its POST was in the air
+            await self._withdrawals.cancel_remotely(spec.id, job_id)
         outcome = await self._follower.follow(spec, job_id, fresh=fresh)
         if outcome.halt is not None:
             self._control.halt_for(outcome.halt, outcome.detail)
         return outcome
 
-    def _may_retry(self, final: RemoteJob, retries: int) -> bool:
+    def _withdrawn(self, job: str) -> bool:
+        return self._withdrawals is not None and self._withdrawals.withdrawn(job)
+
+    def _may_retry(self, job: str, final: RemoteJob, retries: int) -> bool:
         return (
             final.status is RemoteStatus.FAILURE
             and retries < self._auto_retries
             and self._control.submissions_allowed
+            and not self._withdrawn(job)
             and is_transient_failure(final.error, final.hint)
         )
 

@@ -20,6 +20,7 @@ import anyio
 from runner.batch.book import JobBook
 from runner.batch.budget import Budget, OverBudget, Reservation
 from runner.batch.control import HaltReason, halt_reason_for
+from runner.batch.withdrawals import Withdrawals
 from runner.canonical import canonical_json
 from runner.clock import Clock
 from runner.domain import JobSpec, RemoteJob, Submission
@@ -98,8 +99,10 @@ class Submitter:
         inputs_of: Callable[[JobSpec, Body], Awaitable[tuple[dict[str, str], ...]]]
         | None = None,
         set_aside: Callable[[JobSpec], Awaitable[None]] | None = None,
+        withdrawals: Withdrawals | None = None,
     ) -> None:
         self._book = book
+        self._withdrawals = withdrawals
         self._inputs_of = inputs_of
         self._set_aside = set_aside
         self._make_body = make_body
@@ -114,6 +117,8 @@ class Submitter:
     async def submit(self, spec: JobSpec) -> SubmitOutcome:
         """Post the job (reconciling a lost answer, re-posting at most MAX_REPOSTS times)."""
         attempt = self._book.next_attempt(spec.id)
+        if await self._withdrawn(spec.id):
+            return SubmitOutcome()
         try:
             body = await self._make_body(spec)
             inputs = await self._inputs_of(spec, body) if self._inputs_of else ()
@@ -121,6 +126,8 @@ class Submitter:
             return await self._refused(spec, attempt, exc, what="uploading its files")
         for _ in range(MAX_REPOSTS):
             if not self._may_submit():
+                return SubmitOutcome()
+            if await self._withdrawn(spec.id, attempt=attempt):
                 return SubmitOutcome()
             outcome = await self._once(spec, body, attempt, inputs)
             if outcome is not _Repost.REPOST:
@@ -130,6 +137,18 @@ class Submitter:
             job=spec.id, attempt=attempt,
             error="reconciliation kept finding no job; gave up re-posting"))
         return SubmitOutcome()
+
+    async def _withdrawn(self, job: str, *, attempt: int = 0, intended: bool = False) -> bool:
+        """True (and the job recorded `canceled`) when a cancel request names the job; an
+        intent already written, or left open by a lost answer, is closed first."""
+        if self._withdrawals is None or not self._withdrawals.withdrawn(job):
+            return False
+        record = self._book.get(job)
+        if intended or (record is not None and record.unresolved_intent):
+            await self._book.record(NotSubmitted(job=job, attempt=attempt,
+                                                 error="canceled before its POST was sent"))
+        await self._withdrawals.cancel_locally(job)
+        return True
 
     async def _once(
         self, spec: JobSpec, body: Body, attempt: int, inputs: tuple[dict[str, str], ...]
@@ -166,6 +185,10 @@ class Submitter:
                 job=spec.id, ts=ts, attempt=attempt, model=spec.model,
                 params=dict(spec.params), body=body,
                 fingerprint=body_fingerprint(spec.model, body), inputs=inputs))
+            # The last look before money is spent: a cancel that came while the intent
+            # was being made durable closes it (nothing was sent) instead.
+            if await self._withdrawn(spec.id, attempt=attempt, intended=True):
+                return SubmitOutcome()
             answer = await self._send(spec, body, attempt, held, reservation)
             if isinstance(answer, OutcomeUnknownError):
                 intent = Intent(spec.id, spec.model, body_json, ts)

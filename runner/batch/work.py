@@ -8,7 +8,7 @@ same name is a changed job; the ledger's intents record each input's sha256).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from runner.batch.resume import Action, changed_inputs, decide
@@ -65,10 +65,11 @@ def _refuse_changed(items: Iterable[WorkItem]) -> None:
 
 def work_items(
     specs: Sequence[JobSpec], records: Mapping[str, JobRecord], out_dir: Path, *,
-    retry_failed: bool, redo: Callable[[str], bool],
+    retry_failed: bool, redo: Callable[[str], bool], only: Collection[str] | None = None,
 ) -> list[WorkItem]:
-    """The work items of a run; raises UsageError (nothing sent) for clashing video names
-    and for changed jobs not asked to be redone (`redo(job id)`)."""
+    """The work items of a run (of the jobs in `only`, when given: a selected run); raises
+    UsageError (nothing sent) for clashing video names among all the jobs and for changed
+    jobs of the run not asked to be redone (`redo(job id)`)."""
     clashes = _name_clashes(specs, records)
     if clashes:
         raise UsageError(
@@ -79,6 +80,8 @@ def work_items(
     hashes: dict[Path, str] = {}
     items: list[WorkItem] = []
     for spec in specs:
+        if only is not None and spec.id not in only:
+            continue
         record = records.get(spec.id)
         # Hashed once here: the decision and a later re-download both use the result.
         verified = verified_assets(out_dir, record) if record else frozenset()

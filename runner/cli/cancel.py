@@ -1,7 +1,9 @@
-"""`kling-batch cancel DIR`: ask the API to cancel the run's in-flight jobs; report refusals.
+"""`kling-batch cancel DIR [ID|GLOB …]`: cancel the run's in-flight jobs (all, or those
+named) at the API, and the named jobs not yet submitted locally; report refusals.
 
-The logic is `runner.batch.cancel`; this module parses, calls and prints. A run still going
-keeps submitting new jobs into freed places: stop it first (Ctrl-C drains it), then cancel.
+The logic is `runner.batch.cancel` and `runner.batch.withdrawals`; this module parses, calls
+and prints. A run going on in the folder is told through the folder: it submits none of the
+jobs named, and records their cancellation itself.
 """
 
 from __future__ import annotations
@@ -12,44 +14,82 @@ from pathlib import Path
 import anyio
 
 from runner.api import api_origin
-from runner.batch import cancel_jobs, cancel_targets, record_cancellations
+from runner.batch import (
+    cancel_jobs,
+    cancel_pending,
+    cancel_targets,
+    check_patterns,
+    id_matches,
+    record_cancellations,
+)
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint
 from runner.cli.status import load_views
+from runner.domain import JobState
 from runner.errors import EXIT_JOBS_FAILED, FolderError, UsageError
 from runner.outdir import SIMULATOR, read_batch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, help="the run's output folder")
+    parser.add_argument("patterns", nargs="*", metavar="ID|GLOB",
+                        help="cancel only these jobs (ids or globs such as 'shot-1*'; quote "
+                        "them for the shell): those in flight at the API, and those not "
+                        "submitted yet, which are recorded canceled and never submitted "
+                        "(bring one back with `run --retry-failed --only ID`), also by a "
+                        "run going on in the folder, which submits none of them; without "
+                        "any, every job in flight")
     parser.add_argument("--base-url", help="API base URL (default: $SCENARIO_BASE_URL)")
 
 
 def execute(args: argparse.Namespace) -> int:
-    targets = cancel_targets(load_views(args.directory))
+    views = load_views(args.directory)
+    patterns: list[str] = args.patterns
+    if patterns:
+        check_patterns(patterns, [v.id for v in views])
+        views = [v for v in views if any(id_matches(v.id, p) for p in patterns)]
+    targets = cancel_targets(views)
+    pending = [v.id for v in views if patterns and v.planned and v.state is JobState.PENDING]
+    named = [*pending, *(job for job, _ in targets.jobs), *targets.without_job_id]
+    if not named:
+        output.out("no job of this run is in flight" + (" or pending among those named"
+                                                          if patterns else "")
+                   + ": nothing to cancel")
+        return 0
+    endpoint = None
+    if targets.jobs:  # credentials are checked before anything is written
+        endpoint = api_endpoint(args.base_url)
+        _check_origin(args.directory, api_origin(endpoint[0]))
+    idle = cancel_pending(args.directory, pending, named, [j for _, j in targets.jobs])
     unknown = targets.without_job_id
     if unknown:
+        what = ("the run holding the folder cancels them once their jobIds arrive" if not idle
+                else "run again to reconcile them, then cancel")
         output.err(f"{len(unknown)} job(s) have a POST whose answer was lost and no jobId "
-                   f"yet ({', '.join(unknown[:5])}): run again to reconcile them, then cancel")
-    if not targets.jobs:
-        output.out("no job of this run is in flight: nothing to cancel")
-        return 0
-    base_url, credentials = api_endpoint(args.base_url)
-    _check_origin(args.directory, api_origin(base_url))
-    outcomes = anyio.run(cancel_jobs, base_url, credentials, targets.jobs)
-    refused = [o for o in outcomes if o.refusal is not None]
-    for outcome in outcomes:
-        text = f"refused: {outcome.refusal}" if outcome.refusal else (
-            outcome.result.raw_status if outcome.result else "?")
-        output.out(f"{outcome.job}  {outcome.job_id}  {text}")
-    output.out(f"{len(outcomes) - len(refused)} cancel request(s) accepted, "
-               f"{len(refused)} refused")
-    try:
-        recorded = record_cancellations(args.directory, outcomes)
-    except FolderError as exc:  # the API did cancel: the next run's polling records it
-        raise FolderError(f"the cancellations were not recorded: {exc.message}",
-                          hint="the next run sees them at the API") from None
-    if not recorded:
+                   f"yet ({', '.join(unknown[:5])}): the API cannot be asked to cancel "
+                   f"them now; {what}")
+    if pending:
+        output.out(f"{len(pending)} job(s) not submitted yet: "
+                   + ("canceled; they will not be submitted" if idle else
+                      "the run holding the folder will not submit them")
+                   + " (bring one back with `run --retry-failed --only ID`)")
+    refused = []
+    if endpoint is not None:
+        outcomes = anyio.run(cancel_jobs, endpoint[0], endpoint[1], targets.jobs)
+        refused = [o for o in outcomes if o.refusal is not None]
+        for outcome in outcomes:
+            text = f"refused: {outcome.refusal}" if outcome.refusal else (
+                outcome.result.raw_status if outcome.result else "?")
+            output.out(f"{outcome.job}  {outcome.job_id}  {text}")
+        output.out(f"{len(outcomes) - len(refused)} cancel request(s) accepted, "
+                   f"{len(refused)} refused")
+        try:
+            recorded = record_cancellations(args.directory, outcomes)
+        except FolderError as exc:  # the API did cancel: the next run's polling records it
+            raise FolderError(f"the cancellations were not recorded: {exc.message}",
+                              hint="the next run sees them at the API") from None
+        idle = idle and recorded
+    if not idle:
         output.err("a run holds this folder: it will record the cancellations itself")
     return EXIT_JOBS_FAILED if refused else 0
 

@@ -8,15 +8,17 @@ files uploaded (free, cached in the output folder, so `run` reuses them).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
 
 from runner.api import AssetUploader, Credentials, ScenarioClient
-from runner.batch import Estimate, api_sessions, estimate_jobs
+from runner.batch import Estimate, api_sessions, estimate_jobs, select_jobs
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
+from runner.cli.selection import add_selection_arguments, selection_of
 from runner.cli.validate import add_manifest_switches, load_from_args, problem_json
 from runner.errors import EXIT_OK, EXIT_USAGE, ManifestError
 from runner.manifest import Manifest
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path,
                         help="output folder whose upload cache to use "
                         "(default: output/<manifest name>/)")
+    add_selection_arguments(parser)  # what `run` with the same flags would take
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -53,12 +56,20 @@ def execute(args: argparse.Namespace) -> int:
         output.out_json({"ok": False, "jobs": None,
                          "problems": [problem_json(p) for p in exc.problems]})
         return EXIT_USAGE
+    selection = selection_of(args)
+    total = len(manifest.jobs)
+    if not selection.everything:
+        manifest = dataclasses.replace(
+            manifest, jobs=tuple(select_jobs(manifest.jobs, selection, registry.models)))
     summary = summarize_plan(manifest, registry)
     for warning in manifest.warnings:
         output.err(str(warning))
     estimate = _estimate(args, manifest, registry) if args.estimate else None
     if args.json:
         data = _as_json(manifest, summary, registry)
+        if not selection.everything:
+            data["selected"] = {"jobs": len(manifest.jobs), "of": total,
+                                "flags": selection.describe()}
         if estimate is not None:
             data["estimate"] = {"totalCU": estimate.total, "perModelCU": dict(estimate.per_model),
                                 "perJobCU": dict(estimate.per_job),
@@ -66,6 +77,9 @@ def execute(args: argparse.Namespace) -> int:
         output.out_json(data)
     else:
         _print_text(manifest, summary, registry)
+        if not selection.everything:
+            output.out(f"selected: {len(manifest.jobs):,} of {total:,} jobs "
+                       f"({selection.describe()}); `run` with the same flags runs these")
         if estimate is not None:
             _print_estimate(estimate)
     return EXIT_OK

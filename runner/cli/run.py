@@ -8,6 +8,7 @@ ledger and the exit code is 130: re-run the same command to resume.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -35,10 +36,13 @@ from runner.batch import (
 )
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
+from runner.cli.events import EventStream
 from runner.cli.live import render_progress
 from runner.cli.refresh import keep_views_fresh, record_batch, write_final_views
+from runner.cli.selection import add_selection_arguments, selection_of
 from runner.cli.validate import add_manifest_switches, load_from_args
 from runner.clock import REAL_CLOCK
+from runner.domain import JobState
 from runner.errors import EXIT_INTERRUPTED
 from runner.ledger import JobRecord, load_records
 from runner.manifest import Manifest, flag_value, model_limit_flag
@@ -116,7 +120,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="run this manifest (or these credentials) into a folder holding "
                        "another manifest's batch, as its continuation")
     add_manifest_switches(parser)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    add_selection_arguments(parser)
+    parser.add_argument("--events", metavar="FILE|-",
+                        help="append one JSON object per job transition to FILE as it "
+                        "happens ('-': stdout, and the summary goes to stderr); see README")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="errors and nothing else: no progress, notes, warnings or "
+                        "summary (the exit code says how it ended)")
 
 
 def _model_limits(values: list[str], manifest: Manifest, models: Sequence[str]) -> dict[str, int]:
@@ -177,6 +187,7 @@ def build_options(
         batch_index=default_index_path(os.environ),
         new_batch=args.new_batch,
         continue_batch=args.continue_batch,
+        selection=selection_of(args),
     )
 
 
@@ -189,14 +200,14 @@ def resolve_endpoint(args: argparse.Namespace) -> Endpoint | None:
 
 def execute(args: argparse.Namespace) -> int:
     registry, manifest = load_from_args(args)
-    for warning in manifest.warnings:
+    for warning in () if args.quiet else manifest.warnings:
         output.err(str(warning))
     endpoint = resolve_endpoint(args)
     options = build_options(args, manifest, registry.models, endpoint)
-    with prepare_run(manifest, options) as prepared:
-        for note in prepared.warnings:
+    with prepare_run(manifest, options, registry.models) as prepared:
+        for note in () if args.quiet else prepared.warnings:
             output.err(note)
-        if prepared.stale_lock_pid is not None:
+        if prepared.stale_lock_pid is not None and not args.quiet:
             output.err(f"took over a stale lock left by pid {prepared.stale_lock_pid} "
                        "(it is gone)")
         with writing(prepared.options.out_dir):  # provenance.json: one line if refused
@@ -211,6 +222,10 @@ async def _run(
     clock = REAL_CLOCK
     live = live_state(prepared, clock)
     async with AsyncExitStack() as stack:
+        if args.events is not None:
+            events = EventStream(args.events)
+            stack.callback(events.close)
+            live = dataclasses.replace(live, observers=(events.observe,))
         if endpoint is None:
             endpoint = Endpoint(*await simulated_endpoint(stack, seed=args.sim_seed,
                                                           profile=args.sim_profile),
@@ -227,7 +242,8 @@ async def _run(
                 tg.cancel_scope.cancel()
         records = outcome[0].records if outcome else load_records(prepared.options.out_dir)
         write_final_views(prepared.options.out_dir)
-        _summarize(live, prepared, records)
+        _summarize(live, prepared, records, quiet=args.quiet,
+                   to_stderr=args.events == "-")
         return outcome[0].exit_code if outcome else EXIT_INTERRUPTED
 
 
@@ -244,9 +260,19 @@ async def _watch_signals(control: Control, hard_stop: anyio.CancelScope) -> None
             return
 
 
-def _summarize(live: Live, prepared: PreparedRun, records: Mapping[str, JobRecord]) -> None:
-    """The closing lines: notes not yet shown, how the run ended, where the files are."""
+def _summarize(
+    live: Live, prepared: PreparedRun, records: Mapping[str, JobRecord], *,
+    quiet: bool = False, to_stderr: bool = False,
+) -> None:
+    """The closing lines: notes not yet shown, how the run ended, where the files are.
+    Quiet: only a halt, which is an error. `to_stderr`: stdout carries the event stream."""
     progress, control = live.progress, live.control
+    if quiet:
+        if control.halt is not None and control.halt is not HaltReason.INTERRUPTED:
+            output.err(f"halted: {control.halt.value}; fix it and run the same command to "
+                       "resume")
+        return
+    say = output.err if to_stderr else output.out
     for message in progress.unshown_notes():
         output.err(message)
     snapshot = progress.snapshot()
@@ -260,11 +286,23 @@ def _summarize(live: Live, prepared: PreparedRun, records: Mapping[str, JobRecor
         output.err(f"halted: {control.halt.value}; fix it and run the same command to resume")
     elif control.draining:
         output.err("interrupted; run the same command to resume")
-    plan = [PlannedJob(s.id, s.model, s.params) for s in prepared.manifest.jobs]
+    selected = prepared.selected
+    plan = [PlannedJob(s.id, s.model, s.params) for s in selected]
     views = job_views(prepared.options.out_dir, plan, records)
     counts = state_counts(v for v in views if v.planned)
-    files = sum(len(r.assets) for r in records.values())
+    taken = {s.id for s in selected}
+    files = sum(len(r.assets) for job, r in records.items()
+                if not prepared.left_out or job in taken)
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     cost = sum(r.total_cost for r in records.values())
-    output.out(f"{summary} — {files} file(s) in {prepared.options.out_dir / 'videos'} — "
-               f"{cost:g} CU spent in all")
+    say(f"{summary} — {files} file(s) in {prepared.options.out_dir / 'videos'} — "
+        f"{cost:g} CU spent in all")
+    if prepared.left_out:
+        total = len(selected) + prepared.left_out
+        pending = sum(1 for s in prepared.manifest.jobs if s.id not in taken
+                      and (s.id not in records or records[s.id].state is JobState.PENDING))
+        say(f"{len(selected):,} of {total:,} jobs selected "
+            f"({prepared.options.selection.describe()}); {prepared.left_out:,} left "
+            f"out, {pending:,} of them pending — run again without "
+            f"{'--limit' if prepared.options.selection.limit else 'the selection'} "
+            "to continue")

@@ -1,4 +1,9 @@
-"""`kling-batch status DIR [--json]`: every job's state, from the run's ledger."""
+"""`kling-batch status DIR [--json]`: every job's state and cost, from the run's ledger.
+
+Exit codes, for scripts: 0 every job succeeded with its files; 1 nothing remains but some
+failed or were canceled; 4 work remains (jobs pending, submitted or running, or files to
+fetch); 2 not a run's folder.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,15 @@ from runner.cli import output
 from runner.errors import UsageError
 from runner.ledger import LEDGER_NAME, load_records
 from runner.outdir import PLAN_NAME, SIMULATOR, read_batch, read_lock, read_plan
-from runner.views import JobView, job_views, status_json, status_lines
+from runner.views import JobView, job_views, status_exit_code, status_json, status_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, help="the run's output folder")
     parser.add_argument("--json", action="store_true", help="a JSON array, one object per job")
+    parser.epilog = ("exit codes: 0 every job succeeded with its files; 1 nothing remains, "
+                     "some failed or were canceled; 4 work remains (jobs pending, submitted "
+                     "or running, or files to fetch); 2 not a run's folder")
 
 
 def check_run_folder(directory: Path) -> None:
@@ -36,7 +44,7 @@ def execute(args: argparse.Namespace) -> int:
     views = load_views(args.directory)
     if args.json:
         output.out_json([status_json(view) for view in views])
-        return 0
+        return status_exit_code(views)
     for line in status_lines(views):
         output.out(line)
     lock = read_lock(args.directory)
@@ -49,4 +57,4 @@ def execute(args: argparse.Namespace) -> int:
     if batch is not None and batch.origin == SIMULATOR:
         output.out("this batch ran against the built-in simulator (--simulate): its videos "
                    "are test clips, not generations")
-    return 0
+    return status_exit_code(views)

@@ -28,7 +28,7 @@ from runner.views.report import ReportContext, render_report
 from runner.views.report_cards import card_data, cards_json, link, script_json
 from runner.views.report_timeline import bucket_peaks, cumulative, timeline_svg
 from runner.views.results import RESULT_COLUMNS, result_lines, result_row, spreadsheet_text
-from runner.views.status import status_json, status_lines
+from runner.views.status import status_exit_code, status_json, status_lines
 from runner.views.summary import (
     PROMPT_EXCERPT,
     FailureGroup,
@@ -83,6 +83,7 @@ __all__ = [
     "size_category",
     "spreadsheet_text",
     "state_counts",
+    "status_exit_code",
     "status_json",
     "status_lines",
     "summarize",
