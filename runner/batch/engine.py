@@ -195,6 +195,18 @@ def live_state(prepared: PreparedRun, clock: Clock) -> Live:
                       failed_before=held)
     progress = Progress(total=total, control=control, clock=clock.monotonic, notes=notes)
     progress.start(i.record.state if i.record else JobState.PENDING for i in prepared.items)
+    options = prepared.options
+    progress.configure(
+        durations=learned_durations(prepared.records), places=options.concurrency,
+        settle=options.settle,
+        to_submit=[job_class(i.spec.model, i.spec.params) for i in prepared.items
+                   if i.decision.action is Action.SUBMIT],
+        in_flight=[(i.spec.id, job_class(i.record.model or i.spec.model,
+                                         i.record.params or i.spec.params),
+                    i.record.unresolved_intent)
+                   for i in prepared.items if i.record is not None and i.record.in_flight],
+        budget=options.budget, spent_before=sum(r.total_cost for r in prepared.records.values()),
+    )
     return Live(control, progress)
 
 
