@@ -222,13 +222,15 @@ def forecast(
     POST first waits out `settle` (the time it is looked for) and then runs whole. The jobs
     to submit share `places` places: the end is the later of the longest job in flight and
     all the work spread over the places. A class never seen takes the median of the
-    classes seen; with nothing learned yet both are None (`?`), not a guess.
+    classes in play that were seen (else of every class seen); with nothing learned yet
+    both are None (`?`), not a guess.
     """
     in_flight = list(in_flight)
     classes = {*(c for c, n in to_submit.items() if n > 0), *(c for c, _, _ in in_flight)}
     if not classes:
         return None, 0.0  # nothing left to wait for
-    known = sorted(d for cls in classes if (d := durations.typical(cls)) is not None)
+    known = sorted(d for cls in classes if (d := durations.typical(cls)) is not None) or \
+        sorted(d for cls in durations.classes() if (d := durations.typical(cls)) is not None)
     if not known:
         return None, None
     fallback = known[len(known) // 2]

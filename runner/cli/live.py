@@ -54,10 +54,11 @@ def snapshot_table(snap: Snapshot) -> Table:
     for state in JobState:
         table.add_column(state.value, justify="right", no_wrap=True)
     table.add_row(*(str(snap.states.get(s.value, 0)) for s in JobState))
-    caption = (
-        f"{format_rate(snap)} · ETA {format_duration(snap.eta_seconds)} · "
-        f"{cost_text(snap)} · adopted {snap.adopted} · elapsed {format_duration(snap.elapsed)}"
-    )
+    # Short lines: rich wraps a caption to the table's width.
+    caption = (f"{format_rate(snap)} · ETA {format_duration(snap.eta_seconds)} · "
+               f"elapsed {format_duration(snap.elapsed)}\n{cost_text(snap)}")
+    if snap.adopted:
+        caption += f"\nadopted {snap.adopted} (lost POSTs found at the API)"
     if snap.retried:
         caption += f"\n{retried_text(snap.retried)}"
     if snap.admission is not None and snap.admission.capped:
