@@ -70,6 +70,23 @@ def test_after_a_second_ctrl_c_the_last_line_no_longer_offers_it(tmp_path: Path)
     assert "STOPPED" in after and "Ctrl-C again" not in after
 
 
+def test_a_long_job_id_never_wraps_mid_word_on_the_terminal(tmp_path: Path) -> None:
+    job = "shot-of-a-lighthouse-at-dusk-from-the-north-cliff-take-0001"
+    manifest = write_manifest(tmp_path, [{**t2v_jobs(1)[0], "id": job}])
+    out = tmp_path / "out"
+    # Jobs long enough for the note (a transient failure) to reach the live display.
+    with background_simulator(faults={"transient_job_failure": 1.0},
+                              job_seconds=(1.5, 2.0)) as sim:
+        term = Terminal.start(run_argv(manifest, out, sim.base_url, "--yes"), columns=40)
+        assert term.finish() == 1
+    lines = term.text().splitlines()
+    # Too long for a 40-column line: the live display cuts the id with an ellipsis ...
+    assert any(x.startswith("shot-of-a-lighthouse") and x.rstrip().endswith("…")
+               for x in lines), term.text()[-2000:]
+    # ... and no line carries the rest of a folded id.
+    assert not [x for x in lines if "take-0001" in x and job not in x]
+
+
 # --- the question before a costly run --------------------------------------------------------
 
 

@@ -240,23 +240,26 @@ def forecast(
         return found if found is not None else fallback
 
     longest = 0.0
-    work = 0.0
+    work = 0.0  # seconds of place still needed
+    whole = 0.0  # what the remaining jobs take each, start to end (for the rate)
     jobs = 0
     for cls, age, unknown in in_flight:
         d = typical(cls)
         left = max(settle - age, 0.0) + d if unknown else max(d - age, d / 10)
         longest = max(longest, left)
         work += left
+        whole += d
         jobs += 1
     queued = 0
     for cls, count in to_submit.items():
         if count > 0:
             work += count * typical(cls)
+            whole += count * typical(cls)
             queued += count
     jobs += queued
     places = max(places, 1)
     eta_seconds = max(longest, work / places) if queued else longest
-    mean = work / jobs
+    mean = whole / jobs
     return min(places, jobs) / mean if mean > 0 else None, eta_seconds
 
 

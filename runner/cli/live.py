@@ -71,9 +71,10 @@ def snapshot_table(snap: Snapshot) -> Table:
 
 
 def note_text(note: str) -> Text:
-    """A note for the terminal: wrapped between words only; a word (a job id) too long
-    for the line is cut with an ellipsis, never folded mid-word."""
-    return Text(f"kling-batch: {note}", overflow="ellipsis")
+    """A note for the terminal, as text (never markup: it may quote `[...]`). Printed with
+    `overflow="ellipsis"`: wrapped between words only, and a word (a job id) too long for
+    the line is cut with an ellipsis, never folded mid-word."""
+    return Text(f"kling-batch: {note}")
 
 
 async def _render_live(progress: Progress) -> None:
@@ -82,5 +83,5 @@ async def _render_live(progress: Progress) -> None:
         while True:
             await anyio.sleep(LIVE_INTERVAL)
             for note in progress.unshown_notes():
-                live.console.print(note_text(note))
+                live.console.print(note_text(note), overflow="ellipsis")
             live.update(snapshot_table(progress.snapshot()))
