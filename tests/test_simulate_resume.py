@@ -70,3 +70,42 @@ def test_sim_job_seconds_is_checked(tmp_path: Path) -> None:
     assert code == 2
     assert not (tmp_path / "out" / "ledger.jsonl").exists() or not [
         e for e in ledger_events(tmp_path / "out") if e["event"] == "intent"]
+
+
+async def test_a_simulator_on_a_state_file_knows_the_jobs_of_the_last_one(
+    tmp_path: Path,
+) -> None:
+    import aiohttp
+
+    from runner.simulator import SimulatorConfig, start_simulator
+    from tests.helpers.simulator import SimClient
+
+    state = tmp_path / "sim" / "state.json"
+    config = SimulatorConfig(job_seconds=(0.3, 0.3), state_file=state)
+    body = {"prompt": "a lighthouse", "duration": "5"}
+    async with aiohttp.ClientSession() as session:
+        async with start_simulator(config) as sim:
+            client = SimClient(session, sim)
+            status, _, created = await client.call(
+                "POST", "/generate/custom/model_kling-v3-t2v-4k", json=body)
+            assert status == 200
+            job_id = created["job"]["jobId"]
+        assert state.exists()  # saved when it stopped
+        async with start_simulator(config) as sim:  # another process's simulator, later
+            client = SimClient(session, sim)
+            job = await client.wait_job(job_id)  # known, and it went on running
+            assert job["status"] == "success"
+            [asset] = job["metadata"]["assetIds"]
+            status, _, found = await client.call("GET", f"/assets/{asset}")
+            assert status == 200 and found["asset"]["url"].startswith(sim.cdn_url)
+            status, _, again = await client.call(
+                "POST", "/generate/custom/model_kling-v3-t2v-4k", json=body)
+            assert again["job"]["jobId"] != job_id  # the id counters went on too
+            assert sim.stats.submissions_by_fingerprint.total() == 2
+
+
+def test_simulate_takes_a_state_file(tmp_path: Path) -> None:
+    from runner.cli.simulate import config_from_argv
+
+    assert config_from_argv(["--state-file", str(tmp_path / "s.json")]).state_file == \
+        tmp_path / "s.json"

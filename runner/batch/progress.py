@@ -112,18 +112,21 @@ class Progress:
 
     def configure(
         self, *, durations: Durations, places: int, settle: float,
-        to_submit: Iterable[JobClass], in_flight: Iterable[tuple[str, JobClass, bool]] = (),
+        to_submit: Iterable[JobClass],
+        in_flight: Iterable[tuple[str, JobClass, bool, float]] = (),
         budget: float | None = None, spent_before: float = 0.0,
     ) -> None:
         """What the forecast starts from: learned durations, `--concurrency`, `--settle`,
         the classes of the jobs this run will submit, and the jobs already at the API
-        (id, class, POST outcome unknown); the budget line's `--budget` and earlier spend."""
+        (id, class, POST outcome unknown, seconds since it was posted); the budget line's
+        `--budget` and earlier spend."""
         now = self.clock()
         self.durations = durations
         self.places = max(places, 1)
         self.settle = settle
         self._to_submit = Counter(to_submit)
-        self._in_flight = {job: (cls, now, unknown) for job, cls, unknown in in_flight}
+        self._in_flight = {job: (cls, now - max(age, 0.0), unknown)
+                           for job, cls, unknown, age in in_flight}
         self.budget = budget
         self.spent_before = spent_before
 
