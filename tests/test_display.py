@@ -41,7 +41,7 @@ def run_argv(manifest: Path, out: Path, base_url: str, *extra: str) -> list[str]
 def test_the_terminal_display_shows_cost_budget_left_and_a_learned_eta(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, t2v_jobs(12))
     out = tmp_path / "out"
-    with background_simulator(job_seconds=(0.4, 0.8)) as sim:
+    with background_simulator(job_seconds=(0.8, 1.2)) as sim:
         term = Terminal.start(run_argv(manifest, out, sim.base_url, "--concurrency", "3",
                                        "--budget", "100000", "--yes"))
         assert term.finish() == 0
@@ -51,8 +51,9 @@ def test_the_terminal_display_shows_cost_budget_left_and_a_learned_eta(tmp_path:
     spent = [int(n) for n in re.findall(r"(\d+) CU spent, \d+ CU left of 100000", text)]
     assert spent and max(spent) == 3600
     assert "96400 CU left of 100000" in text
-    # Once a job has finished, its class's duration gives a rate and an ETA in seconds.
-    assert re.search(r"\d+\.\d/min · ETA \d+s", text), text[-2000:]
+    # Once a job has finished, its class's duration gives a rate and an ETA in seconds
+    # while jobs remain (not the "0.0/min · ETA 0s" of the end).
+    assert re.search(r"(?:[1-9]\d*\.\d|0\.[1-9])/min · ETA [1-9]\d*s", text), text[-2000:]
 
 
 def test_after_a_second_ctrl_c_the_last_line_no_longer_offers_it(tmp_path: Path) -> None:

@@ -318,9 +318,12 @@ STOPPED = "STOPPED: every jobId is in the ledger; run again to resume"
 
 
 def format_rate(snap: Snapshot) -> str:
-    """`12.0/min` (expected, from the learned durations), or `?/min` before any is known."""
+    """`12.0/min` (expected, from the learned durations), `?/min` before any is known, and
+    `0.0/min` once nothing is left to finish."""
     rate = snap.completions_per_minute
-    return "?/min" if rate is None else f"{rate:.1f}/min"
+    if rate is None:
+        return "0.0/min" if snap.eta_seconds == 0 else "?/min"
+    return f"{rate:.1f}/min"
 
 
 def retried_text(retried: int) -> str:
