@@ -51,6 +51,9 @@ def test_the_terminal_display_shows_cost_budget_left_and_a_learned_eta(tmp_path:
     spent = [int(n) for n in re.findall(r"(\d+) CU spent, \d+ CU left of 100000", text)]
     assert spent and max(spent) == 3600
     assert "96400 CU left of 100000" in text
+    # In the live table's caption (its own lines), not only in the closing plain line.
+    live = re.findall(r"^\s*\d+ CU spent, \d+ CU left of 100000", text, re.M)
+    assert live, text[-2000:]
     # Once a job has finished, its class's duration gives a rate and an ETA in seconds
     # while jobs remain (not the "0.0/min · ETA 0s" of the end).
     assert re.search(r"(?:[1-9]\d*\.\d|0\.[1-9])/min · ETA [1-9]\d*s", text), text[-2000:]
