@@ -118,6 +118,9 @@ class RunSettings:
     poll_mode: str | None = None  # "list" or "each"
     auto_retries: int | None = None
     settle: float | None = None
+    confirm_above: float | None = None  # ask on a terminal before spending more CU
+    notify_command: str | None = None  # run at the end with the summary on stdin
+    notify_url: str | None = None  # POSTed the summary at the end
 
 
 class RemoteStatus(enum.Enum):

@@ -154,3 +154,33 @@ def test_ten_thousand_jobs_show_their_first_cards_quickly(
     print(f"10,000 jobs: first cards after {elapsed:.0f} ms, {drawn} cards drawn")
     assert 0 < drawn <= 400  # drawn as they scroll into view, not 10,000 at once
     assert elapsed < 5000  # the README's figure is measured by tests/benchmarks/bench_report.py
+
+
+_LINE_BREAKS = """els => els.map(el => {
+  // Where each line of the element starts: the character before must be a safe point.
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  const chars = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.length; i++) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      chars.push([node.data[i], range.getBoundingClientRect().top]);
+    }
+  }
+  const breaks = [];
+  for (let i = 1; i < chars.length; i++) {
+    if (chars[i][1] > chars[i - 1][1] + 1) breaks.push(chars[i - 1][0] + "|" + chars[i][0]);
+  }
+  return [el.textContent, breaks];
+})"""
+
+
+def test_ids_break_only_between_words_in_narrow_cards(report: Any) -> None:
+    # Cards far narrower than any screen's: the ids must wrap, and only after - _ . /
+    report.add_style_tag(content=".grid{grid-template-columns:repeat(auto-fill,7rem)!important}")
+    found = report.eval_on_selector_all(".card .id, .card dd.ident", _LINE_BREAKS)
+    wrapped = [(text, breaks) for text, breaks in found if breaks]
+    assert wrapped  # the test means something: some ids did wrap
+    for text, breaks in wrapped:
+        assert all(pair[0] in "-_./" for pair in breaks), (text, breaks)

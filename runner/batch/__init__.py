@@ -27,7 +27,17 @@ from runner.batch.engine import (
 )
 from runner.batch.following import Follower
 from runner.batch.pricing import Estimate, estimate_jobs
-from runner.batch.progress import Progress, Snapshot, account_cap, format_duration, progress_line
+from runner.batch.progress import (
+    Progress,
+    Snapshot,
+    account_cap,
+    cost_text,
+    ending_text,
+    format_duration,
+    format_rate,
+    progress_line,
+    retried_text,
+)
 from runner.batch.resume import Action, Decision, changed_fields, changed_inputs, decide
 from runner.batch.scheduler import Scheduler, WorkItem
 from runner.batch.selection import Selection, check_patterns, id_matches, pilot, select_jobs
@@ -77,11 +87,14 @@ __all__ = [
     "changed_fields",
     "changed_inputs",
     "check_patterns",
+    "cost_text",
     "count_failures",
     "decide",
     "default_options",
+    "ending_text",
     "estimate_jobs",
     "format_duration",
+    "format_rate",
     "halt_reason_for",
     "id_matches",
     "live_state",
@@ -91,6 +104,7 @@ __all__ = [
     "progress_line",
     "record_cancellations",
     "reserve_slot",
+    "retried_text",
     "run_batch",
     "select_jobs",
     "settle_leftovers",

@@ -93,6 +93,7 @@ class Control:
         self.failures = 0
         self.failed_before = failed_before
         self.draining = False
+        self.stopping = False  # a second signal: stopping at once, nothing more to ask
         self.halt: HaltReason | None = None
         self._note = note
         self._check_failures()
@@ -109,6 +110,11 @@ class Control:
     def drain(self) -> None:
         """No new submissions; jobs in flight are followed to the end."""
         self.draining = True
+
+    def stop_now(self) -> None:
+        """A second signal: the run stops at once (the CLI cancels it); drained too."""
+        self.draining = True
+        self.stopping = True
 
     def halt_for(self, reason: HaltReason, detail: str) -> None:
         """Halt (the first reason wins), with one note saying why."""

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +218,33 @@ def live_state(prepared: PreparedRun, clock: Clock) -> Live:
                       failed_before=held)
     progress = Progress(total=total, control=control, clock=clock.monotonic, notes=notes)
     progress.start(i.record.state if i.record else JobState.PENDING for i in prepared.items)
+    options = prepared.options
+    progress.configure(
+        durations=learned_durations(prepared.records), places=options.concurrency,
+        settle=options.settle,
+        to_submit=[job_class(i.spec.model, i.spec.params) for i in prepared.items
+                   if i.decision.action is Action.SUBMIT],
+        in_flight=[(i.spec.id, job_class(i.record.model or i.spec.model,
+                                         i.record.params or i.spec.params),
+                    i.record.unresolved_intent, _age(i.record, clock))
+                   for i in prepared.items if i.record is not None and i.record.in_flight],
+        budget=options.budget, spent_before=sum(r.total_cost for r in prepared.records.values()),
+    )
     return Live(control, progress)
+
+
+def _age(record: JobRecord, clock: Clock) -> float:
+    """Seconds since the job's POST (its intent when the answer was lost); 0 if unknown."""
+    stamp = record.intent_ts if record.unresolved_intent else record.submitted_ts
+    if stamp is None:
+        return 0.0
+    try:
+        posted = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if posted.tzinfo is None:
+        posted = posted.replace(tzinfo=UTC)
+    return max((clock.wall() - posted).total_seconds(), 0.0)
 
 
 async def run_batch(

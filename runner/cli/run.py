@@ -13,6 +13,8 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from runner.batch import (
     progress_line,
     run_batch,
 )
-from runner.cli import output
+from runner.cli import confirm, notify, output
 from runner.cli.endpoint import api_endpoint, simulated_endpoint
 from runner.cli.events import EventStream
 from runner.cli.live import render_progress
@@ -43,13 +45,22 @@ from runner.cli.selection import add_selection_arguments, selection_of
 from runner.cli.validate import add_manifest_switches, load_from_args
 from runner.clock import REAL_CLOCK
 from runner.domain import JobState
-from runner.errors import EXIT_INTERRUPTED
+from runner.errors import (
+    EXIT_HALTED,
+    EXIT_INTERRUPTED,
+    EXIT_JOBS_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from runner.ledger import JobRecord, load_records
 from runner.manifest import Manifest, flag_value, model_limit_flag
 from runner.outdir import SIMULATOR, PlannedJob, default_index_path, writing
 from runner.polling import PollMode, PollPolicy
 from runner.schemas import SchemaRegistry
-from runner.views import job_views, state_counts
+from runner.views import JobView, job_views, state_counts
+
+# The in-process simulator's memory, kept in the folder so a simulated run resumes.
+SIMULATOR_STATE = Path(".simulator") / "state.json"
 
 # The defaults, for the help texts (RunOptions is where they are written).
 _D = default_options(Path("."))
@@ -65,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim-profile", default="none", choices=("none", "flaky", "hostile"),
                         help="with --simulate: the simulator's fault profile")
     parser.add_argument("--sim-seed", type=int, default=0, help="with --simulate: fault seed")
+    parser.add_argument("--sim-job-seconds", type=float, nargs=2, metavar=("MIN", "MAX"),
+                        help="with --simulate: how long a job runs, drawn per job "
+                        "(default 0.3 1.5); long enough to try Ctrl-C and resume")
     parser.add_argument("--base-url", help="API base URL (default: $SCENARIO_BASE_URL or "
                         f"{DEFAULT_BASE_URL})")
     limits = parser.add_argument_group("limits")
@@ -127,6 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="errors and nothing else: no progress, notes, warnings or "
                         "summary (the exit code says how it ended)")
+    confirm.add_arguments(parser)
+    notify.add_arguments(parser)
 
 
 def _model_limits(values: list[str], manifest: Manifest, models: Sequence[str]) -> dict[str, int]:
@@ -145,6 +161,27 @@ def _first(*values: Any) -> Any:
 _CHECKED_FLAGS = ("concurrency", "submit_rate", "download_concurrency", "job_timeout",
                   "poll_mode", "max_failures", "budget", "auto_retries", "settle",
                   "poll_interval", "poll_max", "lost_grace", "listings_per_second")
+
+
+@dataclass(frozen=True, slots=True)
+class Endings:
+    """What `run` does around the batch (CLI only): the question before it, the
+    notifiers after it. Flags over the manifest's settings."""
+
+    confirm_above: float | None
+    notify_command: str | None
+    notify_url: str | None
+
+
+def build_endings(args: argparse.Namespace, manifest: Manifest) -> Endings:
+    """`--confirm-above`, `--notify-command`, `--notify-url` over their settings."""
+    s = manifest.settings
+    above = flag_value("--confirm-above", args.confirm_above)
+    return Endings(
+        confirm.threshold(above, s.confirm_above, simulated=args.simulate),
+        _first(flag_value("--notify-command", args.notify_command), s.notify_command),
+        _first(flag_value("--notify-url", args.notify_url), s.notify_url),
+    )
 
 
 def build_options(
@@ -204,6 +241,7 @@ def execute(args: argparse.Namespace) -> int:
         output.err(str(warning))
     endpoint = resolve_endpoint(args)
     options = build_options(args, manifest, registry.models, endpoint)
+    endings = build_endings(args, manifest)
     with prepare_run(manifest, options, registry.models) as prepared:
         for note in () if args.quiet else prepared.warnings:
             output.err(note)
@@ -212,14 +250,15 @@ def execute(args: argparse.Namespace) -> int:
                        "(it is gone)")
         with writing(prepared.options.out_dir):  # provenance.json: one line if refused
             record_batch(prepared)
-        return anyio.run(_run, args, prepared, registry, endpoint)
+        return anyio.run(_run, args, prepared, registry, endpoint, endings)
 
 
 async def _run(
     args: argparse.Namespace, prepared: PreparedRun, registry: SchemaRegistry,
-    endpoint: Endpoint | None,
+    endpoint: Endpoint | None, endings: Endings,
 ) -> int:
     clock = REAL_CLOCK
+    started = clock.wall()
     live = live_state(prepared, clock)
     async with AsyncExitStack() as stack:
         if args.events is not None:
@@ -227,9 +266,15 @@ async def _run(
             stack.callback(events.close)
             live = dataclasses.replace(live, observers=(events.observe,))
         if endpoint is None:
-            endpoint = Endpoint(*await simulated_endpoint(stack, seed=args.sim_seed,
-                                                          profile=args.sim_profile),
-                                team_id=os.environ.get("SCENARIO_TEAM_ID"))
+            endpoint = Endpoint(*await simulated_endpoint(
+                stack, seed=args.sim_seed, profile=args.sim_profile,
+                state_file=prepared.options.out_dir / SIMULATOR_STATE,
+                job_seconds=tuple(args.sim_job_seconds) if args.sim_job_seconds else None),
+                team_id=os.environ.get("SCENARIO_TEAM_ID"))
+        if not await confirm.confirmed(prepared, registry, endpoint, endings.confirm_above,
+                                       yes=args.yes):
+            output.err("not confirmed: nothing was submitted (--yes skips the question)")
+            return EXIT_USAGE
         outcome: list[RunResult] = []
         with anyio.CancelScope() as hard_stop:
             async with anyio.create_task_group() as tg:
@@ -242,9 +287,14 @@ async def _run(
                 tg.cancel_scope.cancel()
         records = outcome[0].records if outcome else load_records(prepared.options.out_dir)
         write_final_views(prepared.options.out_dir)
-        _summarize(live, prepared, records, quiet=args.quiet,
-                   to_stderr=args.events == "-")
-        return outcome[0].exit_code if outcome else EXIT_INTERRUPTED
+        facts = _summarize(live, prepared, records, quiet=args.quiet,
+                           to_stderr=args.events == "-")
+        code = outcome[0].exit_code if outcome else EXIT_INTERRUPTED
+    if endings.notify_command or endings.notify_url:
+        summary = notify_summary(args, prepared, live, facts, code=code,
+                                 times=(started, clock.wall()))
+        await notify.notify(endings.notify_command, endings.notify_url, summary)
+    return code
 
 
 async def _watch_signals(control: Control, hard_stop: anyio.CancelScope) -> None:
@@ -255,24 +305,85 @@ async def _watch_signals(control: Control, hard_stop: anyio.CancelScope) -> None
                 output.err(f"{signal.Signals(signum).name}: draining — no new submissions; "
                            "jobs in flight are followed to the end (again to stop now)")
                 continue
+            control.stop_now()
             output.err("stopping now; every jobId is in the ledger — run again to resume")
             hard_stop.cancel()
             return
 
 
+_OUTCOMES = {EXIT_OK: "done", EXIT_JOBS_FAILED: "some jobs failed", EXIT_HALTED: "halted",
+             EXIT_INTERRUPTED: "interrupted"}
+
+
+def notify_summary(
+    args: argparse.Namespace, prepared: PreparedRun, live: Live, facts: Mapping[str, Any],
+    *, code: int, times: tuple[datetime, datetime],
+) -> dict[str, Any]:
+    """The JSON the notifiers get (README, "Notifications")."""
+    control = live.control
+    halt = control.halt.value if control.halt is not None else None
+    return {
+        "event": "batch-ended", "name": prepared.options.out_dir.name,
+        "exitCode": code, "outcome": _OUTCOMES.get(code, "ended"), "halt": halt,
+        "counts": facts["counts"], "jobs": sum(facts["counts"].values()),
+        "files": facts["files"], "missingFiles": facts["missing"],
+        "cuSpent": facts["cost"], "cuSpentThisRun": live.progress.cost,
+        "budget": prepared.options.budget,
+        "folder": str(prepared.options.out_dir), "manifest": str(args.manifest.resolve()),
+        "started": _iso(times[0]), "ended": _iso(times[1]),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _summarize(
     live: Live, prepared: PreparedRun, records: Mapping[str, JobRecord], *,
     quiet: bool = False, to_stderr: bool = False,
-) -> None:
-    """The closing lines: notes not yet shown, how the run ended, where the files are.
-    Quiet: only a halt, which is an error. `to_stderr`: stdout carries the event stream."""
+) -> dict[str, Any]:
+    """The closing lines: notes not yet shown, how the run ended, where the files are;
+    the facts the notifiers send. Quiet: only a halt, which is an error. `to_stderr`:
+    stdout carries the event stream."""
+    _closing_notes(live, quiet=quiet)
+    say = output.err if to_stderr else output.out
+    selected = prepared.selected
+    plan = [PlannedJob(s.id, s.model, s.params) for s in selected]
+    views = job_views(prepared.options.out_dir, plan, records)
+    counts = state_counts(v for v in views if v.planned)
+    taken = {s.id for s in selected}
+    files = sum(len(r.assets) for job, r in records.items()
+                if not prepared.left_out or job in taken)
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    cost = sum(r.total_cost for r in records.values())
+    missing = _missing_files(views, records)
+    facts = {"counts": dict(counts), "files": files, "missing": missing, "cost": cost}
+    if quiet:
+        return facts
+    gap = f": {missing} download(s) failed — run again to fetch them" if missing else ""
+    say(f"{summary} — {files} file(s) in {prepared.options.out_dir / 'videos'}{gap} — "
+        f"{cost:g} CU spent in all")
+    if prepared.left_out:
+        total = len(selected) + prepared.left_out
+        pending = sum(1 for s in prepared.manifest.jobs if s.id not in taken
+                      and (s.id not in records or records[s.id].state is JobState.PENDING))
+        say(f"{len(selected):,} of {total:,} jobs selected "
+            f"({prepared.options.selection.describe()}); {prepared.left_out:,} left "
+            f"out, {pending:,} of them pending — run again without "
+            f"{'--limit' if prepared.options.selection.limit else 'the selection'} "
+            "to continue")
+    return facts
+
+
+def _closing_notes(live: Live, *, quiet: bool) -> None:
+    """Notes not yet shown, the last progress line, the cap, how the run ended (quiet:
+    only a halt, which is an error)."""
     progress, control = live.progress, live.control
     if quiet:
         if control.halt is not None and control.halt is not HaltReason.INTERRUPTED:
             output.err(f"halted: {control.halt.value}; fix it and run the same command to "
                        "resume")
         return
-    say = output.err if to_stderr else output.out
     for message in progress.unshown_notes():
         output.err(message)
     snapshot = progress.snapshot()
@@ -286,23 +397,9 @@ def _summarize(
         output.err(f"halted: {control.halt.value}; fix it and run the same command to resume")
     elif control.draining:
         output.err("interrupted; run the same command to resume")
-    selected = prepared.selected
-    plan = [PlannedJob(s.id, s.model, s.params) for s in selected]
-    views = job_views(prepared.options.out_dir, plan, records)
-    counts = state_counts(v for v in views if v.planned)
-    taken = {s.id for s in selected}
-    files = sum(len(r.assets) for job, r in records.items()
-                if not prepared.left_out or job in taken)
-    summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
-    cost = sum(r.total_cost for r in records.values())
-    say(f"{summary} — {files} file(s) in {prepared.options.out_dir / 'videos'} — "
-        f"{cost:g} CU spent in all")
-    if prepared.left_out:
-        total = len(selected) + prepared.left_out
-        pending = sum(1 for s in prepared.manifest.jobs if s.id not in taken
-                      and (s.id not in records or records[s.id].state is JobState.PENDING))
-        say(f"{len(selected):,} of {total:,} jobs selected "
-            f"({prepared.options.selection.describe()}); {prepared.left_out:,} left "
-            f"out, {pending:,} of them pending — run again without "
-            f"{'--limit' if prepared.options.selection.limit else 'the selection'} "
-            "to continue")
+
+
+def _missing_files(views: Sequence[JobView], records: Mapping[str, JobRecord]) -> int:
+    """Succeeded jobs of the manifest whose files are not all on disk."""
+    return sum(1 for v in views if v.planned and v.state is JobState.SUCCEEDED
+               and (r := records.get(v.id)) is not None and not r.all_downloaded)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 from collections.abc import Sequence
+from pathlib import Path
 
 import anyio
 
@@ -49,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="delay hint of every 429 (rate-limit fault and parallel cap)")
     parser.add_argument("--no-team-limits", action="store_true",
                         help="answer 403 to GET /v1/teams/{teamId}/limits")
+    parser.add_argument("--state-file", type=Path, metavar="PATH",
+                        help="load the simulator's jobs and assets from PATH and keep them "
+                        "there, so a restarted simulator still knows them")
 
 
 def parse_faults(items: Sequence[str]) -> dict[str, float]:
@@ -79,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             video_seconds=args.video_seconds, retry_after_seconds=args.retry_after,
             team_limits_readable=not args.no_team_limits, api_key=args.api_key,
             api_secret=args.api_secret, host=args.host, port=args.port, cdn_port=args.cdn_port,
+            state_file=args.state_file,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

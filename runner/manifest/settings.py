@@ -79,6 +79,18 @@ def _max_failures_text(value: Any) -> str:
     return f"{count}" if count is not None else f"{percent:g}%"
 
 
+def _command(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(value)
+    return value
+
+
+def _http_url(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/?#]+\S*", value):
+        raise ValueError(value)
+    return value
+
+
 def _int_text(text: str) -> Any:
     return int(text.strip()) if re.fullmatch(r"\s*[+-]?\d+\s*", text) else text
 
@@ -109,6 +121,7 @@ class Setting:
     check: Callable[[Any], Any]
     wanted: str
     from_text: Callable[[str], Any] = _as_is
+    secret: bool = False  # its value may hold a token: never quoted in a message
 
 
 _WHOLE = "a whole number ≥ 1"
@@ -129,6 +142,12 @@ SETTINGS: tuple[Setting, ...] = (
             "a whole number ≥ 0 (0: no automatic new attempts)", _int_text),
     Setting("settle", "--settle", "settle", _positive_number, "seconds, a number > 0",
             _number_text),
+    Setting("confirmAbove", "--confirm-above", "confirm_above", _positive_number,
+            "compute units, a number > 0", _number_text),
+    Setting("notifyCommand", "--notify-command", "notify_command", _command,
+            "a shell command (its stdin gets the summary as JSON)"),
+    Setting("notifyUrl", "--notify-url", "notify_url", _http_url,
+            "an http:// or https:// URL (it is POSTed the summary as JSON)", secret=True),
     Setting(None, "--poll-interval", "poll_interval", _positive_number,
             "seconds, a number > 0", _number_text),
     Setting(None, "--poll-max", "poll_max", _positive_number, "seconds, a number > 0",
@@ -154,7 +173,8 @@ def flag_value(flag: str, text: str | None) -> Any:
     try:
         return setting.check(setting.from_text(text))
     except ValueError:
-        raise UsageError(f"{flag} {text!r} is not valid", hint=setting.wanted) from None
+        shown = "(value hidden)" if setting.secret else repr(text)
+        raise UsageError(f"{flag} {shown} is not valid", hint=setting.wanted) from None
 
 
 def model_limit_problem(model: str, limit: Any, models: Sequence[str]) -> tuple[str, str] | None:
@@ -205,7 +225,8 @@ def parse_settings(
             try:
                 values[setting.field] = setting.check(value)
             except ValueError:
-                problems.append(problem(f"{value!r} is not valid", where, path=path,
+                shown = "the value" if setting.secret else repr(value)
+                problems.append(problem(f"{shown} is not valid", where, path=path,
                                         hint=setting.wanted))
         else:
             guess = suggest(str(key), SETTING_KEYS)

@@ -64,6 +64,10 @@ class Durations:
         ranked = self._sorted.get(job_class)
         return ranked[len(ranked) // 2] if ranked else None
 
+    def classes(self) -> list[JobClass]:
+        """The classes some duration was seen for."""
+        return list(self._sorted)
+
     def shortest(self, job_class: JobClass) -> float | None:
         """A low quantile (5 %) of the durations seen: younger jobs are not done yet."""
         ranked = self._sorted.get(job_class)

@@ -76,6 +76,8 @@ async def _gatekeeper(request: web.Request, handler: _Handler) -> web.StreamResp
     context.stats.requests_by_endpoint[_endpoint(request)] += 1
     if not authorized(request.headers.get("Authorization"), context.config):
         return error_response(401, "Unauthorized: send Basic base64(key:secret) or Bearer <token>.")
+    if request.method != "GET":
+        context.changes += 1  # ids, attempts, jobs, assets, cancels: worth saving
     faulted = await _apply_faults(request, context)
     if faulted is not None:
         return faulted

@@ -104,6 +104,7 @@ class SimulatorConfig:
     bearer: str | None = None
     schema_dir: Path | None = None
     work_dir: Path | None = None
+    state_file: Path | None = None  # load and keep the state here (`persist.py`)
     host: str = "127.0.0.1"
     port: int = 0
     cdn_port: int = 0

@@ -59,6 +59,7 @@ class SimContext:
     epoch_unix: float
     epoch_mono: float
     cdn_url: str = ""
+    changes: int = 0  # requests that may have changed the state (for `persist`)
     signing_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     _locks: dict[str, anyio.Lock] = field(default_factory=dict)
 

@@ -14,8 +14,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from aiohttp import web
 
+from runner.simulator import persist
 from runner.simulator.api import build_api_app
 from runner.simulator.catalog import Catalog
 from runner.simulator.cdn import build_cdn_app
@@ -94,6 +96,17 @@ def _context(config: SimulatorConfig, work_dir: Path, clock: Callable[[], float]
     )
 
 
+async def _keep_state(stack: AsyncExitStack, context: SimContext, path: Path) -> None:
+    """Load the saved state, save it while the simulator runs and when it stops."""
+    saved = persist.read(path)
+    if saved is not None:
+        persist.load(context, saved)
+    stack.callback(persist.save, context, path)  # last: after the listeners have stopped
+    group = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(group.cancel_scope.cancel)
+    group.start_soon(persist.keep_saved, context, path)
+
+
 @asynccontextmanager
 async def start_simulator(
     config: SimulatorConfig | None = None, *, clock: Callable[[], float] = time.monotonic
@@ -101,12 +114,16 @@ async def start_simulator(
     """Serve a simulator until the block exits; `clock` (monotonic seconds) drives job time."""
     config = config or SimulatorConfig()
     async with AsyncExitStack() as stack:
-        if config.work_dir is None:
+        work_dir = config.work_dir
+        if work_dir is None and config.state_file is not None:
+            work_dir = config.state_file.parent / "files"
+        if work_dir is None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kling-sim-")))
         else:
-            work_dir = config.work_dir
             work_dir.mkdir(parents=True, exist_ok=True)
         context = _context(config, work_dir, clock)
+        if config.state_file is not None:
+            await _keep_state(stack, context, config.state_file)
         cdn_port = await _serve(stack, build_cdn_app(context), config.host, config.cdn_port)
         context.cdn_url = f"http://{config.host}:{cdn_port}"
         api_port = await _serve(stack, build_api_app(context), config.host, config.port)

@@ -29,6 +29,25 @@
     return node;
   }
 
+  // An id (job id, jobId, model) broken only after - _ . / : never inside a word.
+  var BREAK_AFTER = /([-_.\/])/;
+  function idNode(tag, cls, text) {
+    var node = el(tag, cls);
+    node.title = String(text);
+    String(text).split(BREAK_AFTER).forEach(function (part) {
+      if (!part) return;
+      node.appendChild(document.createTextNode(part));
+      if (BREAK_AFTER.test(part)) node.appendChild(document.createElement("wbr"));
+    });
+    return node;
+  }
+
+  function idRow(dl, label, value) {
+    if (value === undefined || value === null || value === "") return;
+    dl.appendChild(el("dt", null, label));
+    dl.appendChild(idNode("dd", "ident", value));
+  }
+
   function row(dl, label, value, cls) {
     if (value === undefined || value === null || value === "") return;
     dl.appendChild(el("dt", null, label));
@@ -56,8 +75,8 @@
 
   function details(body, j) {
     var dl = el("dl");
-    row(dl, "model", j.model);
-    row(dl, "jobId", j.jobId);
+    idRow(dl, "model", j.model);
+    idRow(dl, "jobId", j.jobId);
     row(dl, "attempt", j.attempt || null);
     row(dl, "cost", j.cost ? j.cost + " CU" : null);
     row(dl, "video", j.seconds ? j.seconds + " s" : null);
@@ -83,7 +102,7 @@
     media(node, j);
     var body = el("div", "body");
     var head = el("div", "head");
-    head.appendChild(el("span", "id", j.id));
+    head.appendChild(idNode("span", "id", j.id));
     head.appendChild(el("span", "state " + j.state, j.unfollowed ? j.state + " (unfollowed)" : j.state));
     body.appendChild(head);
     if (j.prompt) {
