@@ -74,7 +74,7 @@ def test_migrations_fresh_rerun_and_concurrent(pg_url: str) -> None:
         try:
             with psycopg.connect(pg_url, autocommit=True) as conn:
                 befores.append(migrate(conn))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=start) for _ in range(4)]
