@@ -53,10 +53,17 @@ from runner.batch.window import opening_window
 from runner.batch.work import work_items
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState, RemoteAsset
-from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, ApiError
+from runner.errors import (
+    EXIT_HALTED,
+    EXIT_INTERRUPTED,
+    EXIT_JOBS_FAILED,
+    EXIT_OK,
+    ApiError,
+    KlingBatchError,
+)
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
 from runner.manifest import Manifest
-from runner.outdir import hold_lock, write_failure, write_metadata, writing
+from runner.outdir import Destination, hold_lock, write_failure, write_metadata, writing
 from runner.polling import CadencePolicy, Durations, ListWatcher, PollMode, PollPolicy
 from runner.reconcile import Reconciler
 from runner.schemas import SchemaRegistry
@@ -200,9 +207,13 @@ def live_state(prepared: PreparedRun, clock: Clock) -> Live:
 
 async def run_batch(
     prepared: PreparedRun, live: Live, *, registry: SchemaRegistry, endpoint: Endpoint,
-    clock: Clock,
+    clock: Clock, destination: Destination | None = None,
 ) -> RunResult:
-    """Run the batch; the ledger and metadata.jsonl are complete however it ends."""
+    """Run the batch; the ledger and metadata.jsonl are complete however it ends.
+
+    `destination`: where the videos go (default: the output folder itself); one that is
+    not the folder (an object store) also gets the batch's views when the run ends without
+    being interrupted (`Destination.publish`)."""
     options = prepared.options
     ledger = JsonlLedger(options.out_dir)
     writer = LedgerWriter(ledger, describe=lambda exc: write_failure(exc, options.out_dir))
@@ -220,7 +231,8 @@ async def run_batch(
             scheduler = _scheduler(prepared=prepared, live=live, book=book,
                                    registry=registry, client=client, lookup=lookup,
                                    cdn_session=cdn_session, watcher=watcher,
-                                   plan_cap=plan_cap, clock=clock)
+                                   plan_cap=plan_cap, clock=clock,
+                                   destination=destination)
             if watcher is not None:
                 tg.start_soon(watcher.run)
             try:
@@ -233,6 +245,8 @@ async def run_batch(
     finally:
         ledger.close()
         _rewrite_metadata(prepared, live, book.records)
+    if destination is not None:
+        await _publish(destination, prepared, live, book.records)
     ending = live.control.ending
     return RunResult(exit_code_for(prepared.manifest.jobs, book.records, ending), ending,
                      book.records)
@@ -251,10 +265,24 @@ def _rewrite_metadata(
                               f"{write_failure(exc, out_dir)}")
 
 
+async def _publish(
+    destination: Destination, prepared: PreparedRun, live: Live,
+    records: Mapping[str, JobRecord],
+) -> None:
+    """The batch's views where its videos are; a failure is said, never how the run ended
+    (`report` writes them again)."""
+    try:
+        await destination.publish(records, prepared.manifest.jobs,
+                                  JsonlLedger(prepared.options.out_dir).read_events())
+    except KlingBatchError as exc:
+        live.progress.note(f"the views were not written to {destination.describe()}: {exc}")
+
+
 def _scheduler(
     *, prepared: PreparedRun, live: Live, book: JobBook, registry: SchemaRegistry,
     client: ScenarioClient, lookup: AssetLookup, cdn_session: aiohttp.ClientSession,
     watcher: ListWatcher | None, plan_cap: int | None, clock: Clock,
+    destination: Destination | None = None,
 ) -> Scheduler:
     options, note, control = prepared.options, live.progress.note, live.control
     records = prepared.records.values()
@@ -274,7 +302,8 @@ def _scheduler(
 
     follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
                         policy=options.poll, fetch=fetch, locate=lookup,
-                        out_dir=options.out_dir, note=note, clock=clock, halt=control.halt_for)
+                        out_dir=options.out_dir, note=note, clock=clock, halt=control.halt_for,
+                        destination=destination)
     submitter = Submitter(
         book=book, make_body=make_body, generate=client.generate,
         price=CostEstimator(client) if options.budget is not None else None,
