@@ -41,7 +41,7 @@ from runner.cli.refresh import keep_views_fresh, record_batch, write_final_views
 from runner.cli.validate import add_manifest_switches, load_from_args
 from runner.clock import REAL_CLOCK
 from runner.errors import EXIT_INTERRUPTED, UsageError
-from runner.ledger import JobRecord, load_records
+from runner.ledger import JobRecord, load_records, replay
 from runner.manifest import Manifest, flag_value, model_limit_flag
 from runner.outdir import SIMULATOR, PlannedJob, default_index_path, writing
 from runner.polling import PollMode, PollPolicy
@@ -258,7 +258,7 @@ async def _run(
             records = outcome[0].records
         elif shared is not None:
             with anyio.CancelScope(shield=True):
-                records = dict(await shared.final_records())
+                records = replay(await shared.final_events())
         else:
             records = load_records(out_dir)
         if write_views is None:

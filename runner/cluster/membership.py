@@ -14,7 +14,7 @@ runner die — and ends when the batch has no job left that anyone could do.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import anyio
@@ -34,7 +34,7 @@ from runner.cluster.coordinator import Coordinator
 from runner.cluster.store import read_batch_events
 from runner.domain import JobSpec
 from runner.errors import UsageError
-from runner.ledger import Event, JobRecord, replay
+from runner.ledger import Event, replay
 from runner.manifest import Manifest
 from runner.outdir import write_plan, writing
 
@@ -113,8 +113,8 @@ class SharedRun:
                 await self._settle_ended()
                 await self._coord.leave()
 
-    async def final_records(self) -> Mapping[str, JobRecord]:
-        return replay(await self._coord.events_of_batch())
+    async def final_events(self) -> list[Event]:
+        return await self._coord.events_of_batch()
 
     async def claims(
         self, book: JobBook, known_job_ids: set[str], note: Callable[[str], None]
