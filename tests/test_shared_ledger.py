@@ -6,6 +6,9 @@ one batch with every body posted once."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,10 +31,32 @@ from runner.cluster import (
 )
 from runner.errors import FencedError
 from runner.ledger import Finished, Intended, JsonlLedger, Outcome, Submitted, replay
-from tests.helpers.runs import background_simulator, finish, start_run, t2v_jobs, write_manifest
+from runner.simulator import Simulator
+from tests.helpers.runs import (
+    FAST_RUN,
+    REPO,
+    background_simulator,
+    finish,
+    start_run,
+    t2v_jobs,
+    write_manifest,
+)
+from tests.helpers.s3 import MotoServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BATCH = "/batches/one"
+
+
+def start_run_to(manifest: Path, target: str, sim: Simulator, *extra: str,
+                 log: Path) -> subprocess.Popen[bytes]:
+    """A real `run` process into `target` (any -o: an s3:// URL too)."""
+    env = {**os.environ, "SCENARIO_SDK_API_KEY": "k", "SCENARIO_SDK_API_SECRET": "s",
+           "PYTHONPATH": str(REPO)}
+    env.pop("SCENARIO_SDK_JWT", None)
+    command = [sys.executable, "-m", "runner", "run", str(manifest), "-o", target,
+               "--base-url", sim.base_url, *FAST_RUN, *extra]
+    with log.open("ab") as sink:
+        return subprocess.Popen(command, env=env, stdout=sink, stderr=sink)
 
 
 def _batch_row(url: str, jobs: list[str], location: str = BATCH) -> None:
@@ -290,3 +315,29 @@ def test_two_runner_processes_finish_one_batch_posting_each_body_once(
     views = json.loads(capsys.readouterr().out)
     assert [v["state"] for v in views] == ["succeeded"] * 16
     assert all((out / v["assets"][0]["path"]).is_file() for v in views)
+
+
+def test_two_runners_into_an_object_store(
+    tmp_path: Path, pg_url: str, moto: MotoServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bucket = moto.new_bucket("shared")
+    target = f"s3://{bucket}/batches/spring/"
+    for name, value in {**moto.env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}.items():
+        monkeypatch.setenv(name, value)
+    manifest = write_manifest(tmp_path / "m", t2v_jobs(6))
+    with background_simulator() as sim:
+        runners = [start_run_to(manifest, target, sim, "--ledger", pg_url, "--concurrency",
+                                "2", log=tmp_path / f"run{n}.log") for n in range(2)]
+        for proc in runners:
+            proc.wait(timeout=240)
+        stats = sim.stats.to_json()
+    assert [p.returncode for p in runners] == [0, 0], (tmp_path / "run0.log").read_text()
+    assert sorted(stats["submissionsByFingerprint"].values()) == [1] * 6
+    keys = {o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {f"batches/spring/videos/clip-{n:03d}.mp4" for n in range(6)} <= keys
+    assert {"batches/spring/metadata.jsonl", "batches/spring/report.html"} <= keys
+    assert main(["status", target, "--ledger", pg_url, "--json"]) == 0
+    views = json.loads(capsys.readouterr().out)
+    assert [v["state"] for v in views] == ["succeeded"] * 6
+    assert {v["next"] for v in views} == {"done: 1 file(s) verified"}

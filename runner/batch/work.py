@@ -66,9 +66,13 @@ def _refuse_changed(items: Iterable[WorkItem]) -> None:
 def work_items(
     specs: Sequence[JobSpec], records: Mapping[str, JobRecord], out_dir: Path, *,
     retry_failed: bool, redo: Callable[[str], bool],
+    verified: Mapping[str, frozenset[str]] | None = None,
 ) -> list[WorkItem]:
     """The work items of a run; raises UsageError (nothing sent) for clashing video names
-    and for changed jobs not asked to be redone (`redo(job id)`)."""
+    and for changed jobs not asked to be redone (`redo(job id)`).
+
+    `verified`: job id -> the asset ids whose files are in place, when the files are not
+    in `out_dir` (an object store checked them); by default the folder's are hashed."""
     clashes = _name_clashes(specs, records)
     if clashes:
         raise UsageError(
@@ -81,12 +85,17 @@ def work_items(
     for spec in specs:
         record = records.get(spec.id)
         # Hashed once here: the decision and a later re-download both use the result.
-        verified = verified_assets(out_dir, record) if record else frozenset()
-        files_ok = record is not None and len(verified) == len(record.assets)
+        if record is None:
+            in_place: frozenset[str] = frozenset()
+        elif verified is not None:
+            in_place = verified.get(spec.id, frozenset())
+        else:
+            in_place = verified_assets(out_dir, record)
+        files_ok = record is not None and len(in_place) == len(record.assets)
         inputs = changed_inputs(_current_inputs(spec, record, hashes), record)
         decision = decide(spec.model, spec.params, record, files_ok=files_ok,
                           retry_failed=retry_failed, redo=redo(spec.id),
                           changed_inputs=inputs)
-        items.append(WorkItem(spec, decision, record, verified))
+        items.append(WorkItem(spec, decision, record, in_place))
     _refuse_changed(items)
     return items

@@ -14,7 +14,7 @@ runner die — and ends when the batch has no job left that anyone could do.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import anyio
@@ -34,9 +34,13 @@ from runner.cluster.coordinator import Coordinator
 from runner.cluster.store import read_batch_events
 from runner.domain import JobSpec
 from runner.errors import UsageError
-from runner.ledger import Event, replay
+from runner.ledger import Event, JobRecord, replay
 from runner.manifest import Manifest
 from runner.outdir import write_plan, writing
+
+# Where the files are not in the folder (an object store): job id -> the asset ids of its
+# record whose files are in place, for the records given.
+FileCheck = Callable[[Mapping[str, JobRecord]], Awaitable[Mapping[str, frozenset[str]]]]
 
 # Actions that leave nothing for this runner to do with a claimed job.
 _DONE = (Action.SKIP, Action.HOLD, Action.CHANGED)
@@ -44,13 +48,15 @@ _DONE = (Action.SKIP, Action.HOLD, Action.CHANGED)
 
 @contextmanager
 def prepare_shared_run(
-    manifest: Manifest, options: RunOptions, conninfo: str, location: str
+    manifest: Manifest, options: RunOptions, conninfo: str, location: str, *,
+    stored: Callable[[JobRecord], frozenset[str]] | None = None,
 ) -> Iterator[PreparedRun]:
     """Join (or create) the batch at `location` in the shared ledger, replay its events,
     decide every job and reopen the closed ones with work left.
 
     Raises UsageError (exit 2, nothing sent): the ledger unreachable, another manifest's
-    batch at the location, changed jobs, clashing names.
+    batch at the location, changed jobs, clashing names. `stored`: the asset ids of a
+    record whose files are in place, where they are not in the folder (an object store).
     """
     wanted = batch_identity(manifest, options)
     with connected(conninfo) as conn:
@@ -61,9 +67,11 @@ def prepare_shared_run(
         with writing(options.out_dir):
             options.out_dir.mkdir(parents=True, exist_ok=True)
             write_plan(options.out_dir, manifest.jobs)
+        verified = None if stored is None else {j: stored(r) for j, r in records.items()}
         items = work_items(manifest.jobs, records, options.out_dir,
                            retry_failed=options.retry_failed,
-                           redo=lambda job: options.redo_changed or job in options.redo_ids)
+                           redo=lambda job: options.redo_changed or job in options.redo_ids,
+                           verified=verified)
         work_left = [i.spec.id for i in items if i.decision.action not in _DONE]
         with conn.transaction():
             conn.execute("UPDATE kb_jobs SET status = 'open', owner = NULL WHERE batch = %s "
@@ -77,8 +85,9 @@ class SharedRun:
     def __init__(
         self, coordinator: Coordinator, prepared: PreparedRun, *, capacity: int,
         list_jobs: bool, may_claim: Callable[[], bool] = lambda: True,
-        idle_pause: float = 1.0,
+        idle_pause: float = 1.0, check_files: FileCheck | None = None,
     ) -> None:
+        self._check_files = check_files
         self._may_claim_more = may_claim
         self._coord = coordinator
         self._prepared = prepared
@@ -157,10 +166,12 @@ class SharedRun:
             if job not in self._specs:
                 await self._coord.close(job)  # left the manifest: not ours to run
         options = self._prepared.options
+        verified = None if self._check_files is None else await self._check_files(fresh)
         try:
             items = await anyio.to_thread.run_sync(lambda: work_items(
                 specs, fresh, options.out_dir, retry_failed=options.retry_failed,
-                redo=lambda job: options.redo_changed or job in options.redo_ids))
+                redo=lambda job: options.redo_changed or job in options.redo_ids,
+                verified=verified))
         except UsageError as exc:
             note(f"{len(specs)} claimed job(s) left alone: {exc}")
             for spec in specs:
