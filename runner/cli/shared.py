@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+from psycopg_pool import AsyncConnectionPool
 
 from runner.batch import Coordination, Live, PreparedRun
 from runner.cli import output
@@ -120,14 +121,30 @@ def execute_shared(args: argparse.Namespace, ledger: str) -> int:
     with prepare_shared_run(manifest, options, conninfo, location, stored=stored) as prepared:
         for note in prepared.warnings:
             output.err(note)
+        joined: list[tuple[SharedRun, AsyncConnectionPool]] = []
         join = partial(_join, prepared=prepared, conninfo=conninfo, location=location,
-                       lease=lease, store=store)
+                       lease=lease, store=store, joined=joined)
         views: Callable[[Path], object] = (
             partial(_write_views, conninfo=conninfo, location=location) if store is None
             else _published_by_the_run)
-        return anyio.run(partial(_run, args, prepared, registry, endpoint, join=join,
-                                 write_views=views))
+        try:
+            return anyio.run(partial(_run, args, prepared, registry, endpoint, join=join,
+                                     write_views=views))
+        finally:
+            for shared, pool in joined:
+                output.err(ledger_note(shared, pool, len(prepared.manifest.jobs)))
 
+
+def ledger_note(shared: SharedRun, pool: AsyncConnectionPool, jobs: int) -> str:
+    """The closing line of a shared run: what it asked of the database, what it took over
+    (the benchmark's queries per job and peak connections)."""
+    stats = pool.get_stats()
+    done = shared.transactions
+    per_job = f" ({done / jobs:.1f} per job of the batch)" if jobs else ""
+    return (f"shared ledger: {done} transaction(s){per_job}, {stats.get('connections_num', 0)} "
+            f"connection(s) opened (at most {pool.max_size} at once), "
+            f"{stats.get('connections_lost', 0)} lost; {shared.taken_over} job(s) taken over "
+            "from runners whose lease lapsed")
 
 def _published_by_the_run(_directory: Path) -> None:
     """An object store's views are written by the run itself (`Destination.publish`)."""
@@ -166,6 +183,7 @@ async def _heads(
 async def _join(
     stack: AsyncExitStack, live: Live, *, prepared: PreparedRun, conninfo: str,
     location: str, lease: float, store: StoreTarget | None,
+    joined: list[tuple[SharedRun, AsyncConnectionPool]],
 ) -> tuple[Coordination, Destination | None]:
     options = prepared.options
     pool = await open_pool(conninfo, max_size=max(4, options.concurrency + 2))
@@ -187,6 +205,7 @@ async def _join(
                        list_jobs=options.poll_mode is PollMode.LIST,
                        may_claim=lambda: live.control.submissions_allowed,
                        check_files=check_files)
+    joined.append((shared, pool))
     return shared, destination
 
 

@@ -100,6 +100,11 @@ class SharedRun:
         self._changed = anyio.Event()
         self.taken_over = 0
 
+    @property
+    def transactions(self) -> int:
+        """Transactions this runner made on the shared ledger so far."""
+        return self._coord.db.transactions
+
     async def append(self, event: Event) -> None:
         await self._coord.record(event)
 
