@@ -40,6 +40,8 @@ from runner.objstore import (
     Spool,
     UploadTuning,
     open_store,
+    stored_assets,
+    stored_videos,
 )
 from runner.schemas import SchemaRegistry
 from runner.simulator import Simulator
@@ -77,10 +79,12 @@ async def _run(
     credentials = credentials_from_env(simulator.credentials_env())
     assert credentials is not None
     spool = Spool(tmp_path / "spool", capacity=64 * 1024 * 1024).open()
-    with prepare_run(manifest, options) as prepared:
-        live = live_state(prepared, REAL_CLOCK)
-        async with open_store(S3Config.from_env(moto.env(proxies.s3.url)), location,
-                              tuning=tuning) as store:
+    async with open_store(S3Config.from_env(moto.env(proxies.s3.url)), location,
+                          tuning=tuning) as store:
+        stored = await stored_videos(store)
+        with prepare_run(manifest, options,
+                         verified=lambda record: stored_assets(stored, record)) as prepared:
+            live = live_state(prepared, REAL_CLOCK)
             destination = ObjectStoreDestination(store, spool, concurrency=3)
             result = await run_batch(prepared, live, registry=registry,
                                      endpoint=Endpoint(api_base, credentials),
@@ -172,3 +176,17 @@ async def test_a_store_that_keeps_refusing_halts_the_run_resumably(
     assert not [e for e in events if isinstance(e, Downloaded)]
     assert all("not stored" in e.error for e in events if isinstance(e, DownloadFailed))
     assert spool.files() == []
+
+
+async def test_a_second_run_finds_the_videos_in_the_bucket_and_sends_nothing(
+        tmp_path: Path, simulator: Simulator, moto: MotoServer, proxies: Proxies) -> None:
+    location = S3Location.parse(f"s3://{moto.new_bucket()}/p")
+    first, _, _ = await _run(tmp_path, simulator, moto, proxies, location, jobs=3)
+    assert first.exit_code == EXIT_OK
+    posts = simulator.stats.generate_attempts_by_fingerprint.total()
+    puts = len([s for s in proxies.s3.seen if s.method == "PUT" and "/videos/" in s.path])
+    again, _, _ = await _run(tmp_path, simulator, moto, proxies, location, jobs=3)
+    assert again.exit_code == EXIT_OK
+    assert simulator.stats.generate_attempts_by_fingerprint.total() == posts == 3
+    assert len([s for s in proxies.s3.seen
+                if s.method == "PUT" and "/videos/" in s.path]) == puts == 3
