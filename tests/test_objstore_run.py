@@ -31,7 +31,7 @@ from runner.batch import (
 )
 from runner.clock import REAL_CLOCK
 from runner.errors import EXIT_HALTED, EXIT_JOBS_FAILED, EXIT_OK
-from runner.ledger import Downloaded, DownloadFailed, JsonlLedger
+from runner.ledger import Downloaded, DownloadFailed, JsonlLedger, Superseded
 from runner.manifest import load_manifest
 from runner.objstore import (
     ObjectStoreDestination,
@@ -69,12 +69,18 @@ async def proxies(simulator: Simulator, moto: MotoServer) -> AsyncIterator[Proxi
 async def _run(
     tmp_path: Path, simulator: Simulator, moto: MotoServer, proxies: Proxies,
     location: S3Location, *, jobs: int = 5, tuning: UploadTuning = FAST_RETRY,
+    redo: frozenset[str] = frozenset(), changed: str | None = None,
 ) -> tuple[RunResult, Spool, Path]:
-    manifest_path = write_manifest(tmp_path / "m", t2v_jobs(jobs))
+    specs = t2v_jobs(jobs)
+    for spec in specs:
+        if spec["id"] == changed:  # a new prompt for this job
+            spec["params"]["prompt"] += ", in the rain"
+    manifest_path = write_manifest(tmp_path / "m", specs)
     registry = SchemaRegistry.load()
     manifest = load_manifest(manifest_path, registry)
     out_dir = tmp_path / "state"  # the ledger's folder; the videos go to the bucket
-    options = dataclasses.replace(default_options(out_dir, simulated=True), concurrency=3)
+    options = dataclasses.replace(default_options(out_dir, simulated=True), concurrency=3,
+                                  redo_ids=redo)
     api_base = proxies.api.url + URL(simulator.base_url).path
     credentials = credentials_from_env(simulator.credentials_env())
     assert credentials is not None
@@ -190,3 +196,26 @@ async def test_a_second_run_finds_the_videos_in_the_bucket_and_sends_nothing(
     assert simulator.stats.generate_attempts_by_fingerprint.total() == posts == 3
     assert len([s for s in proxies.s3.seen
                 if s.method == "PUT" and "/videos/" in s.path]) == puts == 3
+
+
+async def test_a_redo_keeps_the_paid_video_it_replaces_in_the_bucket(
+        tmp_path: Path, simulator: Simulator, moto: MotoServer, proxies: Proxies) -> None:
+    bucket = moto.new_bucket()
+    location = S3Location.parse(f"s3://{bucket}/p")
+    first, _, out_dir = await _run(tmp_path, simulator, moto, proxies, location, jobs=2)
+    assert first.exit_code == EXIT_OK
+    old = moto.client().head_object(Bucket=bucket, Key="p/videos/clip-001.mp4")
+    again, _, _ = await _run(tmp_path, simulator, moto, proxies, location, jobs=2,
+                             redo=frozenset({"clip-001"}), changed="clip-001")
+    assert again.exit_code == EXIT_OK
+    events = list(JsonlLedger(out_dir).read_events())
+    kept = [e for e in events if isinstance(e, Superseded)]
+    assert [(e.job, e.previous, e.path) for e in kept] == [
+        ("clip-001", "videos/clip-001.mp4", "superseded/clip-001/attempt-1/clip-001.mp4")]
+    s3 = moto.client()
+    moved = s3.head_object(Bucket=bucket, Key="p/superseded/clip-001/attempt-1/clip-001.mp4")
+    assert moved["Metadata"] == old["Metadata"] and moved["ContentLength"] == kept[0].bytes
+    assert kept[0].sha256 == old["Metadata"]["sha256"]
+    latest = [e for e in events if isinstance(e, Downloaded) and e.job == "clip-001"][-1]
+    current = s3.head_object(Bucket=bucket, Key="p/videos/clip-001.mp4")
+    assert current["Metadata"]["sha256"] == latest.sha256
