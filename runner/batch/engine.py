@@ -163,10 +163,14 @@ class Live:
 
 
 @contextmanager
-def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun]:
+def prepare_run(
+    manifest: Manifest, options: RunOptions, *,
+    verified: Callable[[JobRecord], frozenset[str]] | None = None,
+) -> Iterator[PreparedRun]:
     """Lock the folder, check it holds this batch, replay its ledger, decide every job,
     snapshot the plan and make metadata.jsonl whole after a killed run. The lock is held
-    for the block.
+    for the block. `verified(record)`: the asset ids whose files are in place, where the
+    videos are not in the folder (an object store's listing: `runner.objstore`).
 
     Raises LockedError (another runner holds the folder), FolderError (it cannot be
     written) or UsageError (another batch's folder, a manifest already run elsewhere,
@@ -184,7 +188,8 @@ def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun
         manifest = dataclasses.replace(manifest, jobs=jobs)
         items = work_items(manifest.jobs, records, options.out_dir,
                            retry_failed=options.retry_failed,
-                           redo=lambda job: options.redo_changed or job in options.redo_ids)
+                           redo=lambda job: options.redo_changed or job in options.redo_ids,
+                           verified=verified)
         tidied = refresh_folder(out_dir, batch, manifest.jobs, records)
         warnings = (*moved, *tidied, *remember_batch(options, wanted))
         yield PreparedRun(manifest, options, items, records,

@@ -50,6 +50,7 @@ from runner.objstore import (
     Spool,
     default_spool_dir,
     open_store,
+    stored_assets,
     stored_videos,
     write_store_views,
 )
@@ -159,25 +160,22 @@ async def _stored_sizes(store: StoreTarget) -> dict[str, int]:
 def _stored_check(sizes: Mapping[str, int]) -> Callable[[JobRecord], frozenset[str]]:
     """A record's asset ids whose objects are stored with their recorded size (each was
     checked against its checksum when it was uploaded)."""
-    def check(record: JobRecord) -> frozenset[str]:
-        return frozenset(a.asset_id for a in record.assets if sizes.get(a.path) == a.bytes)
-    return check
+    return partial(stored_assets, sizes)
 
 
 async def _heads(
     client: ObjectStore, records: Mapping[str, JobRecord]
-) -> Mapping[str, frozenset[str]]:
-    """For claimed jobs: which recorded files the store holds (one HEAD per file)."""
-    found: dict[str, frozenset[str]] = {}
-    for job, record in records.items():
-        ids = []
+) -> Callable[[JobRecord], frozenset[str]]:
+    """For claimed jobs (another runner may have uploaded their files since the start):
+    which recorded files the store holds, by one HEAD per file."""
+    in_place: set[str] = set()
+    for record in records.values():
         for asset in record.assets:
             head = await client.head(client.location.key(asset.path))
             if head is not None and head.size == asset.bytes and head.sha256 in (
                     None, asset.sha256):
-                ids.append(asset.asset_id)
-        found[job] = frozenset(ids)
-    return found
+                in_place.add(asset.path)
+    return lambda record: frozenset(a.asset_id for a in record.assets if a.path in in_place)
 
 
 async def _join(

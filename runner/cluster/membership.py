@@ -38,9 +38,10 @@ from runner.ledger import Event, JobRecord, replay
 from runner.manifest import Manifest
 from runner.outdir import write_plan, writing
 
-# Where the files are not in the folder (an object store): job id -> the asset ids of its
-# record whose files are in place, for the records given.
-FileCheck = Callable[[Mapping[str, JobRecord]], Awaitable[Mapping[str, frozenset[str]]]]
+# Where the files are not in the folder (an object store): given the claimed jobs' records,
+# which of a record's asset ids have their files in place.
+FileCheck = Callable[[Mapping[str, JobRecord]],
+                     Awaitable[Callable[[JobRecord], frozenset[str]]]]
 
 # Actions that leave nothing for this runner to do with a claimed job.
 _DONE = (Action.SKIP, Action.HOLD, Action.CHANGED)
@@ -67,11 +68,10 @@ def prepare_shared_run(
         with writing(options.out_dir):
             options.out_dir.mkdir(parents=True, exist_ok=True)
             write_plan(options.out_dir, manifest.jobs)
-        verified = None if stored is None else {j: stored(r) for j, r in records.items()}
         items = work_items(manifest.jobs, records, options.out_dir,
                            retry_failed=options.retry_failed,
                            redo=lambda job: options.redo_changed or job in options.redo_ids,
-                           verified=verified)
+                           verified=stored)
         work_left = [i.spec.id for i in items if i.decision.action not in _DONE]
         with conn.transaction():
             conn.execute("UPDATE kb_jobs SET status = 'open', owner = NULL WHERE batch = %s "
