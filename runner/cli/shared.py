@@ -194,7 +194,7 @@ async def _join(
     check_files = None
     if store is not None:
         client = await stack.enter_async_context(open_store(store.config, store.location))
-        spool = Spool(store.spool_root / "files").open()
+        spool = Spool(store.spool_root).open()
         destination = ObjectStoreDestination(client, spool, concurrency=options.concurrency,
                                              budget=options.budget)
         check_files = partial(_heads, client)
