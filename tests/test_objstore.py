@@ -313,9 +313,13 @@ async def test_a_multipart_upload_reads_the_file_in_parts(
         def __init__(self, fh: object) -> None:
             self._fh = fh
 
-        def read(self, n: int = -1) -> bytes:
-            reads.append(n)
-            return self._fh.read(n)  # type: ignore[attr-defined,no-any-return]
+        def readinto(self, buffer: memoryview) -> int:
+            reads.append(len(buffer))
+            return self._fh.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+
+        @property
+        def name(self) -> str:
+            return str(self._fh.name)  # type: ignore[attr-defined]
 
         def __enter__(self) -> Counting:
             return self

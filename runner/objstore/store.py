@@ -54,11 +54,13 @@ _NETWORK_ERRORS = (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSE
 
 @dataclass(frozen=True, slots=True)
 class UploadTuning:
-    """How uploads are cut and retried. Memory in use per upload is at most
-    `(parts_in_flight + 1) * part_size`; files of `multipart_threshold` bytes or more go
-    multipart (S3's smallest part, the last one excepted, is 5 MiB)."""
+    """How uploads are cut and retried. Parts held per upload: at most `parts_in_flight + 1`
+    (about twice that in bytes at the peak, with the HTTP layer's copies: ~90 MiB at the
+    defaults, whatever the file's size); files of `multipart_threshold` bytes or more go
+    multipart (S3's smallest part, the last one excepted, is 5 MiB; its most parts 10,000:
+    80 GB at 8 MiB)."""
 
-    part_size: int = 16 * MiB
+    part_size: int = 8 * MiB
     multipart_threshold: int = 16 * MiB
     parts_in_flight: int = 4
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=6))

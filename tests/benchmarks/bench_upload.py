@@ -2,12 +2,13 @@
 
     python tests/benchmarks/bench_upload.py                      # 20 files x 64 MiB
     python tests/benchmarks/bench_upload.py --files 8 --mib 32 --rounds 3
+    python tests/benchmarks/bench_upload.py --files 2 --mib 1024 --rounds 1   # memory: flat?
 
 One moto S3 server (a subprocess on loopback) serves both. Each measured round runs every
 mode in a child process of its own (peak RSS from os.wait4), uploading the same files to
 its own fresh bucket, `--parallel` files at a time:
 
-- kling-batch: `ObjectStore.upload_file` — multipart (16 MiB parts, 4 in flight), a SHA-256
+- kling-batch: `ObjectStore.upload_file` — multipart (8 MiB parts, 4 in flight), a SHA-256
   per part, the whole file re-hashed while read, CompleteMultipartUpload with the parts'
   checksums, then HEAD with ChecksumMode to verify size, metadata and checksum;
 - bare: the same aiobotocore client and part size and parts in flight, no checksums and no
