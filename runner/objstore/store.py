@@ -17,6 +17,7 @@ failed and how often. Anything else (403, 404 bucket …) fails at once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,7 +29,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from runner.api import RetryPolicy, next_retry_delay
 from runner.clock import REAL_CLOCK, Clock
@@ -49,7 +51,10 @@ _TRANSIENT_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError",
                               "RequestLimitExceeded", "OperationAborted",
                               # a body damaged on the way (the store checked its checksum)
                               "BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"})
-_NETWORK_ERRORS = (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# The transport failed (reset, refused, timed out, cut short): worth another attempt. Other
+# botocore errors (bad parameters, no credentials) are bugs or config: they propagate.
+_NETWORK_ERRORS = (HTTPClientError, BotoConnectionError, IncompleteReadError, aiohttp.ClientError,
+                   asyncio.TimeoutError, ConnectionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +161,6 @@ class ObjectStore:
     ) -> StoredObject:
         """Store `data` at `key` in one PUT (for metadata.jsonl, results.csv, report.html),
         verified like an upload."""
-        import hashlib
-
         sha = hashlib.sha256(data).hexdigest()
         await self.call("PUT", key, lambda: self._client.put_object(
             Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,

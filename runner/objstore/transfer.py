@@ -12,6 +12,7 @@ that changed on disk is never completed. Any failure or cancellation aborts the 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from io import BufferedReader
 from pathlib import Path
@@ -27,6 +28,7 @@ from runner.objstore.checksums import SHA256_META, b64_digest, b64_of_hex, compo
 if TYPE_CHECKING:
     from runner.objstore.store import ObjectStore
 
+log = logging.getLogger(__name__)
 _READ_BACK_CHUNK = 1 << 20
 
 
@@ -82,13 +84,11 @@ async def _send_parts(
 async def abort_upload(store: ObjectStore, key: str, upload_id: str) -> None:
     """Abort a multipart upload (its parts are freed); a failure to is logged, not raised
     (the bucket's lifecycle rule for incomplete uploads is the last resort)."""
-    import logging
-
     try:
         await store.call("AbortMultipartUpload", key, lambda: store.client.abort_multipart_upload(
             Bucket=store.bucket, Key=key, UploadId=upload_id))
     except ObjectStoreError as exc:
-        logging.getLogger(__name__).warning("could not abort the upload of %s: %s", key, exc)
+        log.warning("could not abort the upload of %s: %s", key, exc)
 
 
 async def _upload_parts(
