@@ -25,6 +25,7 @@ from runner.objstore import (
     UploadTuning,
     composite_checksum,
     default_spool_dir,
+    open_object_destination,
     open_store,
     stored_object_problem,
 )
@@ -279,7 +280,7 @@ async def test_refusals_are_not_retried(moto: MotoServer, tmp_path: Path) -> Non
             clock=NO_WAIT) as store:
         with pytest.raises(ObjectStoreError, match="NoSuchBucket") as caught:
             await store.upload_file(location.key("a.mp4"), path, size=10, sha256=sha)
-        with pytest.raises(ObjectStoreError, match="HEAD bucket"):
+        with pytest.raises(UsageError, match="does not exist or these credentials"):
             await store.check_bucket()
     assert caught.value.status == 404
     assert len([s for s in proxy.seen if s.method == "PUT"]) == 1
@@ -402,3 +403,18 @@ def test_the_fault_proxy_serves_synchronous_clients_from_a_thread(moto: MotoServ
         assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
     assert [s.method for s in proxy.seen] == ["PUT", "PUT", "GET", "GET"]
     assert [rule.fault for rule, _ in proxy.fired] == [Fault.SLOW_DOWN, Fault.RESET]
+
+
+async def test_a_destination_opens_from_the_environment_and_checks_its_bucket(
+        moto: MotoServer, tmp_path: Path) -> None:
+    env = {**moto.env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    location = S3Location.parse(f"s3://{moto.new_bucket()}/p")
+    async with open_object_destination(location, env) as destination:
+        assert destination.describe() == str(location)
+        assert destination.spool.directory.is_relative_to(tmp_path / "cache" / "kling-batch")
+    with pytest.raises(UsageError, match="does not exist"):
+        async with open_object_destination(S3Location.parse("s3://missing-bucket-x/p"), env):
+            pass
+    with pytest.raises(UsageError, match="AWS_SECRET_ACCESS_KEY not set"):
+        async with open_object_destination(location, {"AWS_ACCESS_KEY_ID": "x"}):
+            pass

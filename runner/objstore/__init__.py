@@ -16,7 +16,7 @@ from runner.objstore.checksums import (
     stored_object_problem,
 )
 from runner.objstore.config import DEFAULT_REGION, S3Config
-from runner.objstore.destination import ObjectStoreDestination
+from runner.objstore.destination import ObjectStoreDestination, open_object_destination
 from runner.objstore.location import SCHEME, S3Location, bucket_problem, is_object_store_url
 from runner.objstore.spool import DEFAULT_CAPACITY, Spool, default_spool_dir
 from runner.objstore.store import (
@@ -59,6 +59,7 @@ __all__ = [
     "default_spool_dir",
     "is_object_store_url",
     "is_transient",
+    "open_object_destination",
     "open_store",
     "planned_jobs",
     "render_store_views",

@@ -34,7 +34,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from runner.api import RetryPolicy, next_retry_delay
 from runner.clock import REAL_CLOCK, Clock
-from runner.errors import ObjectStoreError, UploadVerificationError
+from runner.errors import ObjectStoreError, UploadVerificationError, UsageError
 from runner.objstore.checksums import SHA256_META, b64_of_hex, stored_object_problem
 from runner.objstore.config import S3Config
 from runner.objstore.location import S3Location
@@ -142,8 +142,20 @@ class ObjectStore:
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def check_bucket(self) -> None:
-        """ObjectStoreError naming the bucket when it is missing or refused (a preflight)."""
-        await self.call("HEAD bucket", None, lambda: self._client.head_bucket(Bucket=self.bucket))
+        """A preflight before anything is sent: UsageError (exit 2) when the bucket does not
+        exist or the credentials may not use it; ObjectStoreError when the store cannot be
+        reached."""
+        try:
+            await self.call("HEAD bucket", None,
+                            lambda: self._client.head_bucket(Bucket=self.bucket))
+        except ObjectStoreError as exc:
+            if exc.status in {400, 401, 403, 404}:
+                raise UsageError(
+                    f"{self.location}: the bucket {self.bucket!r} does not exist or these "
+                    f"credentials may not use it (HTTP {exc.status})",
+                    hint="check the bucket's name, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                         "and AWS_ENDPOINT_URL") from exc
+            raise
 
     async def upload_file(
         self, key: str, path: Path, *, size: int, sha256: str, content_type: str = "video/mp4"
