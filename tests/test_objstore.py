@@ -23,6 +23,7 @@ from runner.objstore import (
     S3Location,
     Spool,
     UploadTuning,
+    complete_store_moves,
     composite_checksum,
     default_spool_dir,
     open_object_destination,
@@ -418,3 +419,20 @@ async def test_a_destination_opens_from_the_environment_and_checks_its_bucket(
     with pytest.raises(UsageError, match="AWS_SECRET_ACCESS_KEY not set"):
         async with open_object_destination(location, {"AWS_ACCESS_KEY_ID": "x"}):
             pass
+
+
+async def test_a_set_aside_a_killed_run_recorded_is_finished_before_anything_overwrites_it(
+        store: ObjectStore) -> None:
+    from runner.ledger import Superseded, apply
+
+    data = b"the paid video of attempt 1"
+    sha = hashlib.sha256(data).hexdigest()
+    location = store.location
+    await store.put_bytes(location.key("videos/a.mp4"), data, "video/mp4")
+    kept = Superseded(job="a", asset_id="asset_1", path="superseded/a/attempt-1/a.mp4",
+                      previous="videos/a.mp4", sha256=sha, bytes=len(data), attempt=1)
+    record = apply(None, kept)
+    assert await complete_store_moves(store, [record]) == 1
+    assert await store.head(location.key("videos/a.mp4")) is None
+    assert await store.get_bytes(location.key(kept.path)) == data
+    assert await complete_store_moves(store, [record]) == 0  # done: nothing twice

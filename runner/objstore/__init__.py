@@ -16,7 +16,11 @@ from runner.objstore.checksums import (
     stored_object_problem,
 )
 from runner.objstore.config import DEFAULT_REGION, S3Config
-from runner.objstore.destination import ObjectStoreDestination, open_object_destination
+from runner.objstore.destination import (
+    ObjectStoreDestination,
+    complete_store_moves,
+    open_object_destination,
+)
 from runner.objstore.location import SCHEME, S3Location, bucket_problem, is_object_store_url
 from runner.objstore.spool import DEFAULT_CAPACITY, Spool, default_spool_dir
 from runner.objstore.store import (
@@ -55,6 +59,7 @@ __all__ = [
     "b64_of_hex",
     "bucket_problem",
     "client_config",
+    "complete_store_moves",
     "composite_checksum",
     "default_spool_dir",
     "is_object_store_url",

@@ -86,3 +86,22 @@ async def open_object_destination(
     async with open_store(config, location, tuning=tuning, clock=clock) as store:
         await store.check_bucket()
         yield ObjectStoreDestination(store, spool, concurrency=concurrency, budget=budget)
+
+
+async def complete_store_moves(store: ObjectStore, records: Iterable[JobRecord]) -> int:
+    """Finish the set-asides a killed run recorded (`superseded`) but did not make: where
+    the superseded object is missing and the previous key still holds the recorded video
+    (size and sha256 metadata), move it — before anything could overwrite it. Returns how
+    many were finished. The store's twin of `runner.outdir.complete_moves`; call it before
+    a run into the store starts its jobs."""
+    done = 0
+    location = store.location
+    for record in records:
+        for kept in record.superseded:
+            if await store.head(location.key(kept.path)) is not None:
+                continue
+            source = await store.head(location.key(kept.previous))
+            if source is not None and (source.size, source.sha256) == (kept.bytes, kept.sha256):
+                await store.move(location.key(kept.previous), location.key(kept.path))
+                done += 1
+    return done
