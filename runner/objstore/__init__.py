@@ -5,7 +5,18 @@ spool downloads wait in (`spool`), the engine's destination (`destination`) and 
 views written under the prefix (`views`).
 
 Layout under the prefix: `videos/<id>.mp4` (as in the folder), `metadata.jsonl`,
-`results.csv`, `report.html`.
+`results.csv`, `report.html`, `superseded/<id>/attempt-<n>/<file>`.
+
+A run into a store, as the CLI wires it::
+
+    location = S3Location.parse(args.output)                  # UsageError: exit 2
+    async with open_object_destination(location, os.environ) as destination:
+        stored = await stored_videos(destination.store)        # what is in the bucket
+        await complete_store_moves(destination.store, records.values())
+        ... prepare_run(manifest, options,
+                        verified=lambda record: stored_assets(stored, record)) ...
+        ... run_batch(..., destination=destination)            # publishes the views
+    # `report`: await write_store_views(store, records=..., specs=..., events=...)
 """
 
 from runner.objstore.checksums import (
