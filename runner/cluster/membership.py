@@ -25,10 +25,10 @@ from runner.batch import (
     PreparedRun,
     RunOptions,
     WorkItem,
+    batch_identity,
+    keep_paid_numbers,
+    work_items,
 )
-from runner.batch.claim import batch_identity
-from runner.batch.numbering import keep_paid_numbers
-from runner.batch.work import work_items
 from runner.cluster.batches import connected, open_batch
 from runner.cluster.coordinator import Coordinator
 from runner.cluster.store import read_batch_events
