@@ -255,6 +255,23 @@ async def test_batch_wide_places_are_never_exceeded(
     assert await in_flight() == 2  # j1 and j2
 
 
+async def test_an_intent_waiting_for_a_place_gives_up_when_the_runner_stops(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    _batch_row(pg_url, ["j0", "j1"])
+    stopping = False
+    a = Coordinator(Database(pool, clock=REAL_CLOCK), batch=BATCH, account="sim|acct",
+                    concurrency=1, lease=30.0, clock=REAL_CLOCK,
+                    keep_waiting=lambda: not stopping)
+    await a.register()
+    await a.claim(2)
+    await a.record(_intent("j0", {"p": 0}))
+    stopping = True  # a drain: the second intent must not wait for a place, nor be written
+    with pytest.raises(FencedError, match="stopping"):
+        await a.record(_intent("j1", {"p": 1}))
+    assert await a.events_of(["j1"]) == []
+
+
 async def test_transactions_ride_out_terminated_connections(
     pool: AsyncConnectionPool, pg_url: str
 ) -> None:

@@ -21,7 +21,7 @@ import hashlib
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +92,9 @@ class Coordinator:
     def __init__(
         self, db: Database, *, batch: str, account: str, concurrency: int, lease: float,
         clock: Clock, runner_id: uuid.UUID | None = None,
+        keep_waiting: Callable[[], bool] = lambda: True,
     ) -> None:
+        self._keep_waiting = keep_waiting  # False: an intent waiting for a place gives up
         self.db = db
         self.batch = batch
         self.account = account
@@ -295,6 +297,9 @@ class Coordinator:
                 await self.db.transaction(lambda conn: self._write(conn, event, event_id))
                 return
             except _Wait:
+                if not self._keep_waiting():
+                    raise FencedError(f"{event.job}: not posted, this runner is stopping "
+                                      "(its intent waited for a place)") from None
                 await self._clock.sleep(WAIT_PAUSE)
 
     async def _locked_row(self, conn: psycopg.AsyncConnection[Any], job: str) -> bool:
