@@ -30,6 +30,7 @@ from runner.cluster import (
     PostgresLedger,
     migrate,
     open_pool,
+    session_options,
 )
 from runner.errors import FencedError, SharedLedgerError
 from runner.ledger import (
@@ -271,6 +272,25 @@ async def test_an_intent_waiting_for_a_place_gives_up_when_the_runner_stops(
     with pytest.raises(FencedError, match="stopping"):
         await a.record(_intent("j1", {"p": 1}))
     assert await a.events_of(["j1"]) == []
+
+
+async def test_a_runner_paused_inside_a_transaction_does_not_stop_the_others(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    """A session idle inside a transaction (its process stopped) is ended by the server
+    after half a lease, and its locks with it (`session_options`)."""
+    _batch_row(pg_url, ["j0"])
+    paused = psycopg.connect(pg_url, options=session_options(2.0))
+    paused.execute("SELECT 1 FROM kb_batches FOR UPDATE")  # ...and then it stops
+    try:
+        a = _coordinator(pool)
+        await a.register()
+        await a.claim(1)
+        await a.record(_intent("j0", {"p": 0}))  # needs the batch's row: waits, then gets it
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            paused.execute("SELECT 1")  # its session was ended
+    finally:
+        paused.close()
 
 
 async def test_transactions_ride_out_terminated_connections(

@@ -39,6 +39,7 @@ from runner.cluster import (
     read_batch_events,
     require_batch,
     safe_url,
+    session_options,
 )
 from runner.errors import KlingBatchError, UsageError
 from runner.ledger import JobRecord, replay
@@ -184,7 +185,8 @@ async def _join(
     joined: list[tuple[SharedRun, AsyncConnectionPool]],
 ) -> tuple[Coordination, Destination | None]:
     options = prepared.options
-    pool = await open_pool(conninfo, max_size=max(4, options.concurrency + 2))
+    pool = await open_pool(conninfo, max_size=max(4, options.concurrency + 2),
+                           options=session_options(lease))
     stack.push_async_callback(pool.close)
     db = Database(pool, clock=REAL_CLOCK, where=f"the shared ledger at {safe_url(conninfo)}")
     account = f"{options.origin or SIMULATOR}|{options.account or ''}"
