@@ -442,6 +442,9 @@ def test_status_json_from_the_database_matches_the_folders(
     assert [v["state"] for v in from_db] == ["succeeded"] * 3
     assert main(["report", str(out), "--ledger", pg_url]) == 0
     assert (out / "report.html").is_file() and (out / "results.csv").is_file()
+    capsys.readouterr()
+    assert main(["cancel", str(out), "--ledger", pg_url]) == 0  # nothing in flight
+    assert "nothing to cancel" in capsys.readouterr().out
 
 
 def _lines(store: PostgresLedger) -> list[dict[str, Any]]:
