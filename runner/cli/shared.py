@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from runner.batch import Coordination, Live, PreparedRun
@@ -214,7 +215,7 @@ def _write_views(directory: Path, *, conninfo: str, location: str) -> None:
     """The batch's views into its folder, from the shared ledger; a failure is said."""
     try:
         write_shared_views(directory, conninfo, location)
-    except (OSError, KlingBatchError) as exc:
+    except (OSError, KlingBatchError, psycopg.Error) as exc:
         output.err(f"could not write the report of {directory}: {exc}")
 
 
