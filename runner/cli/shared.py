@@ -61,6 +61,7 @@ from runner.polling import PollMode
 from runner.views import JobView, job_views
 
 DEFAULT_LEASE = 30.0
+POOL_SIZE = 8  # connections per runner, at most
 
 
 def lease_seconds(value: str | None) -> float:
@@ -186,8 +187,10 @@ async def _join(
     joined: list[tuple[SharedRun, AsyncConnectionPool]],
 ) -> tuple[Coordination, Destination | None]:
     options = prepared.options
-    pool = await open_pool(conninfo, max_size=max(4, options.concurrency + 2),
-                           options=session_options(lease))
+    # Transactions are short and a waiting intent holds no connection: a few connections
+    # serve hundreds of jobs in flight, and runners on many machines must stay far below
+    # the server's max_connections (100 by default).
+    pool = await open_pool(conninfo, max_size=POOL_SIZE, options=session_options(lease))
     stack.push_async_callback(pool.close)
     db = Database(pool, clock=REAL_CLOCK, where=f"the shared ledger at {safe_url(conninfo)}")
     account = f"{options.origin or SIMULATOR}|{options.account or ''}"
