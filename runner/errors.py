@@ -6,10 +6,17 @@
     │   └── FolderError             the output folder cannot be written as a command starts
     │                               (read-only, no permission, full): nothing was sent
     ├── LockedError                 another runner holds the output folder (exit 2)
+    ├── FencedError                 a shared batch's job was taken over by another runner:
+    │                               this runner's write for it was refused (it drops the job)
     ├── HaltError                   the run stopped on purpose (exit 3), resumable
     │   ├── LedgerWriteError        the ledger could not be written (disk full): stop now
-    │   └── LocalWriteError         a file of the folder could not be written during a run
-    │                               (a video, a superseded move): the run halts
+    │   │   └── SharedLedgerError   the shared ledger (PostgreSQL) stayed unreachable
+    │   ├── LocalWriteError         a file of the folder could not be written during a run
+    │   │                           (a video, a superseded move): the run halts
+    │   └── ObjectStoreError        the object store refused or could not be reached, after
+    │       │                       bounded retries: the run halts, resumable
+    │       └── UploadVerificationError  a stored object is not the file that was sent
+    │                               (size or checksum): it was removed; that one file fails
     └── ApiError                    the Scenario API answered badly, or not at all
         ├── TransientApiError       408, 409, 429, 5xx, resets, timeouts: worth retrying
         │   └── RateLimitedError    429 (or a slow-down hint): carries the server's delay
@@ -93,6 +100,20 @@ class LedgerWriteError(HaltError):
         super().__init__(f"{message} — {hint}" if hint else message)
 
 
+class SharedLedgerError(LedgerWriteError):
+    """The shared ledger (PostgreSQL) stayed unreachable past the run's patience: the run
+    halts (exit 3) with every durable record in place, and resumes with the same command."""
+
+
+class FencedError(KlingBatchError):
+    """This runner no longer owns the job it was about to record (its lease lapsed and
+    another runner took the job over): the write was refused, the job is dropped here. Also
+    raised for an intent that waited for a batch-wide place while this runner began to
+    stop: nothing was written, the job is handed back."""
+
+    exit_code = EXIT_HALTED
+
+
 class LocalWriteError(HaltError):
     """A file of the output folder could not be written while a run was going (disk full,
     read-only, no permission); `needed` is the size of what was being written, in bytes,
@@ -106,6 +127,23 @@ class LocalWriteError(HaltError):
         self.message = message
         self.needed = needed
         self.cause = cause
+
+
+class ObjectStoreError(HaltError):
+    """The object store answered with an error, or not at all, after bounded retries; `key`
+    is the object concerned, `status` the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, key: str | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+        self.status = status
+
+
+class UploadVerificationError(ObjectStoreError):
+    """The object stored is not the file sent (size, sha256 or the store's own checksum
+    differ), or the file changed on disk while it was sent; the object was removed."""
 
 
 class ApiError(KlingBatchError):

@@ -8,7 +8,7 @@ Only fixtures live here; what they are built from is in `tests/helpers/`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 
 from runner.simulator import Simulator, SimulatorConfig, start_simulator
+from tests.helpers.postgres import fresh_database, url_form
+from tests.helpers.s3 import MotoServer, start_moto
 from tests.helpers.simulator import FAST_CONFIG, SimClient, SimulatorFactory
 
 
@@ -75,3 +77,17 @@ def api_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCENARIO_SDK_API_SECRET", "test-secret")
     monkeypatch.delenv("SCENARIO_SDK_JWT", raising=False)
     monkeypatch.delenv("SCENARIO_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on the real server, as a postgresql:// URL
+    (tests/helpers/postgres.py: fails under CI when unreachable, skips loudly elsewhere)."""
+    with fresh_database() as conninfo:
+        yield url_form(conninfo)
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3 server in a subprocess, shared by the session (tests take their own
+    bucket: `moto.new_bucket()`)."""
+    with start_moto(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server

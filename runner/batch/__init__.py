@@ -13,6 +13,7 @@ from runner.batch.admission import (
 from runner.batch.book import JobBook, count_failures
 from runner.batch.budget import Budget, OverBudget
 from runner.batch.cancel import cancel_jobs, cancel_pending, cancel_targets, record_cancellations
+from runner.batch.claim import batch_identity
 from runner.batch.control import Control, FailureLimit, HaltReason, halt_reason_for
 from runner.batch.engine import (
     Endpoint,
@@ -26,6 +27,7 @@ from runner.batch.engine import (
     run_batch,
 )
 from runner.batch.following import Follower
+from runner.batch.numbering import keep_paid_numbers
 from runner.batch.pricing import Estimate, estimate_jobs
 from runner.batch.progress import (
     Progress,
@@ -42,9 +44,11 @@ from runner.batch.resume import Action, Decision, changed_fields, changed_inputs
 from runner.batch.scheduler import Scheduler, WorkItem
 from runner.batch.selection import Selection, check_patterns, id_matches, pilot, select_jobs
 from runner.batch.sessions import api_sessions
+from runner.batch.sharing import Coordination
 from runner.batch.submission import Submitter
 from runner.batch.window import Window, after_acceptance, after_refusal, opening_window
 from runner.batch.withdrawals import REQUESTS_NAME, Withdrawals, settle_leftovers
+from runner.batch.work import work_items
 
 __all__ = [
     "REQUESTS_NAME",
@@ -53,6 +57,7 @@ __all__ = [
     "Bucket",
     "Budget",
     "Control",
+    "Coordination",
     "Decision",
     "Endpoint",
     "Estimate",
@@ -81,6 +86,7 @@ __all__ = [
     "after_acceptance",
     "after_refusal",
     "api_sessions",
+    "batch_identity",
     "cancel_jobs",
     "cancel_pending",
     "cancel_targets",
@@ -97,6 +103,7 @@ __all__ = [
     "format_rate",
     "halt_reason_for",
     "id_matches",
+    "keep_paid_numbers",
     "live_state",
     "opening_window",
     "pilot",
@@ -108,4 +115,5 @@ __all__ = [
     "run_batch",
     "select_jobs",
     "settle_leftovers",
+    "work_items",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +32,7 @@ from runner.api import (
 )
 from runner.batch.admission import Admission, RateLimiter
 from runner.batch.bodies import input_files, request_body
-from runner.batch.book import JobBook, Observer, count_failures
+from runner.batch.book import EventSink, JobBook, Observer, count_failures
 from runner.batch.budget import Budget
 from runner.batch.claim import (
     batch_identity,
@@ -50,16 +50,24 @@ from runner.batch.resume import Action
 from runner.batch.scheduler import Scheduler, WorkItem
 from runner.batch.selection import Selection, select_jobs
 from runner.batch.sessions import api_sessions
+from runner.batch.sharing import Coordination
 from runner.batch.submission import Submitter
 from runner.batch.window import opening_window
 from runner.batch.withdrawals import Withdrawals, settle_leftovers
 from runner.batch.work import work_items
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState, RemoteAsset
-from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, ApiError
-from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
+from runner.errors import (
+    EXIT_HALTED,
+    EXIT_INTERRUPTED,
+    EXIT_JOBS_FAILED,
+    EXIT_OK,
+    ApiError,
+    KlingBatchError,
+)
+from runner.ledger import Event, JobRecord, JsonlLedger, LedgerWriter, load_records, replay
 from runner.manifest import Manifest
-from runner.outdir import hold_lock, write_failure, write_metadata, writing
+from runner.outdir import Destination, hold_lock, write_failure, write_metadata, writing
 from runner.polling import CadencePolicy, Durations, ListWatcher, PollMode, PollPolicy
 from runner.reconcile import Reconciler
 from runner.schemas import SchemaRegistry
@@ -170,11 +178,13 @@ class Live:
 
 @contextmanager
 def prepare_run(
-    manifest: Manifest, options: RunOptions, known_models: Sequence[str] = ()
+    manifest: Manifest, options: RunOptions, known_models: Sequence[str] = (), *,
+    verified: Callable[[JobRecord], frozenset[str]] | None = None,
 ) -> Iterator[PreparedRun]:
     """Lock the folder, check it holds this batch, replay its ledger, decide every job,
     snapshot the plan and make metadata.jsonl whole after a killed run. The lock is held
-    for the block.
+    for the block. `verified(record)`: the asset ids whose files are in place, where the
+    videos are not in the folder (an object store's listing: `runner.objstore`).
 
     Raises LockedError (another runner holds the folder), FolderError (it cannot be
     written) or UsageError (another batch's folder, a manifest already run elsewhere,
@@ -198,7 +208,8 @@ def prepare_run(
         items = work_items(manifest.jobs, records, options.out_dir,
                            retry_failed=options.retry_failed,
                            redo=lambda job: options.redo_changed or job in options.redo_ids,
-                           only=None if options.selection.everything else chosen)
+                           only=None if options.selection.everything else chosen,
+                           verified=verified)
         tidied = refresh_folder(out_dir, batch, manifest.jobs, records)
         warnings = (*moved, *tidied, *remember_batch(options, wanted))
         yield PreparedRun(manifest, options, items, records,
@@ -249,48 +260,99 @@ def _age(record: JobRecord, clock: Clock) -> float:
 
 async def run_batch(
     prepared: PreparedRun, live: Live, *, registry: SchemaRegistry, endpoint: Endpoint,
-    clock: Clock,
+    clock: Clock, shared: Coordination | None = None, destination: Destination | None = None,
 ) -> RunResult:
-    """Run the batch; the ledger and metadata.jsonl are complete however it ends."""
+    """Run the batch; the ledger and metadata.jsonl are complete however it ends.
+
+    With `shared`, the batch is a shared ledger's: events go through its fenced writes and
+    jobs arrive as this runner claims them; without, the folder's ledger and its items.
+    `destination`: where the videos go (default: the output folder itself); one that is
+    not the folder (an object store) also gets the batch's views when the run ends without
+    being interrupted (`Destination.publish`)."""
     options = prepared.options
-    ledger = JsonlLedger(options.out_dir)
-    writer = LedgerWriter(ledger, describe=lambda exc: write_failure(exc, options.out_dir))
-    book = JobBook(writer, prepared.records,
+    ledger = JsonlLedger(options.out_dir) if shared is None else None
+    writer = None if ledger is None else LedgerWriter(
+        ledger, describe=lambda exc: write_failure(exc, options.out_dir))
+    sink: EventSink = writer if writer is not None else _present(shared)
+    serve = writer.run if writer is not None else _present(shared).serve
+    book = JobBook(sink, prepared.records,
                    (live.progress.observe, count_failures(live.control.count_failure),
                     *live.observers))
     try:
         async with api_sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
-            tg.start_soon(writer.run)
+            tg.start_soon(serve)
             client = ScenarioClient(api_session, endpoint.base_url, endpoint.credentials,
                                     clock=clock)
-            watcher = _watcher(client, options, prepared.records, clock)
+            may_list = shared is None or await shared.may_list()
+            watcher = _watcher(client, options, prepared.records, clock) if may_list else None
             lookup = AssetLookup(client)
             tg.start_soon(lookup.run)
-            withdrawals = Withdrawals(options.out_dir, state_of=book.get, record=book.record,
-                                      run_jobs=frozenset(i.spec.id for i in prepared.items),
-                                      cancel_at_api=client.cancel_job, note=live.progress.note)
-            tg.start_soon(withdrawals.watch)  # `cancel DIR ID…` while this run goes
+            # `cancel DIR ID…` while this run goes: through the folder it holds locked (a
+            # shared batch's jobs are cancelled at the API; its runners' following sees it).
+            withdrawals = None if shared is not None else Withdrawals(
+                options.out_dir, state_of=book.get, record=book.record,
+                run_jobs=frozenset(i.spec.id for i in prepared.items),
+                cancel_at_api=client.cancel_job, note=live.progress.note)
+            if withdrawals is not None:
+                tg.start_soon(withdrawals.watch)
             plan_cap = await _plan_cap(client, endpoint.team_id)
+            claimed = _claimed_job_ids(prepared.records)
             scheduler = _scheduler(prepared=prepared, live=live, book=book,
                                    registry=registry, client=client, lookup=lookup,
                                    cdn_session=cdn_session, watcher=watcher,
-                                   plan_cap=plan_cap, clock=clock, withdrawals=withdrawals)
+                                   plan_cap=plan_cap, clock=clock, claimed=claimed,
+                                   before_post=None if shared is None else shared.before_post,
+                                   destination=destination, withdrawals=withdrawals)
             if watcher is not None:
                 tg.start_soon(watcher.run)
             try:
-                await scheduler.run(prepared.items)
-                await withdrawals.settle()  # the cancelled jobs no task reached
+                if withdrawals is not None:
+                    await scheduler.run(prepared.items)
+                    await withdrawals.settle()  # the cancelled jobs no task reached
+                else:
+                    shared = _present(shared)
+                    await scheduler.run_claimed(
+                        shared.claims(book, claimed, live.progress.note), shared.ended)
             finally:
                 # After every job task has ended (shielded POSTs included): the writer
                 # drains what they handed over, then returns; the watcher has no one left.
-                writer.close()
+                if writer is not None:
+                    writer.close()
                 tg.cancel_scope.cancel()
     finally:
-        ledger.close()
-        _rewrite_metadata(prepared, live, book.records)
+        if ledger is not None:
+            ledger.close()
+        records, events = await _final_records(prepared, book.records, shared)
+        _rewrite_metadata(prepared, live, records)
+    if destination is not None:
+        await _publish(destination, prepared, live, records, events)
     ending = live.control.ending
-    return RunResult(exit_code_for(prepared.selected, book.records, ending), ending,
-                     book.records)
+    return RunResult(exit_code_for(prepared.selected, records, ending), ending, records)
+
+
+def _present(shared: Coordination | None) -> Coordination:
+    if shared is None:
+        raise ValueError("a run without a folder ledger needs a shared one")  # never
+    return shared
+
+
+async def _final_records(
+    prepared: PreparedRun, records: Mapping[str, JobRecord], shared: Coordination | None
+) -> tuple[Mapping[str, JobRecord], Iterable[Event]]:
+    """Every job's record as the run ends, and the ledger's events (read lazily from the
+    folder; the shared ledger's, read now, shielded: the run may be being cancelled)."""
+    if shared is None:
+        return records, JsonlLedger(prepared.options.out_dir).read_events()
+    with anyio.CancelScope(shield=True):
+        events = await shared.final_events()
+    return replay(events), events
+
+
+def _claimed_job_ids(records: Mapping[str, JobRecord]) -> set[str]:
+    """Every jobId the ledger knows (a listing must never adopt one for a lost POST)."""
+    claimed = {r.job_id for r in records.values() if r.job_id}
+    claimed.update(j for r in records.values() for j in r.previous_job_ids)
+    return claimed
 
 
 def _rewrite_metadata(
@@ -306,16 +368,27 @@ def _rewrite_metadata(
                               f"{write_failure(exc, out_dir)}")
 
 
+async def _publish(
+    destination: Destination, prepared: PreparedRun, live: Live,
+    records: Mapping[str, JobRecord], events: Iterable[Event],
+) -> None:
+    """The batch's views where its videos are; a failure is said, never how the run ended
+    (`report` writes them again)."""
+    try:
+        await destination.publish(records, prepared.manifest.jobs, events)
+    except KlingBatchError as exc:
+        live.progress.note(f"the views were not written to {destination.describe()}: {exc}")
+
+
 def _scheduler(
     *, prepared: PreparedRun, live: Live, book: JobBook, registry: SchemaRegistry,
     client: ScenarioClient, lookup: AssetLookup, cdn_session: aiohttp.ClientSession,
-    watcher: ListWatcher | None, plan_cap: int | None, clock: Clock,
-    withdrawals: Withdrawals,
+    watcher: ListWatcher | None, plan_cap: int | None, clock: Clock, claimed: set[str],
+    before_post: Callable[[str], Awaitable[None]] | None,
+    destination: Destination | None = None, withdrawals: Withdrawals | None = None,
 ) -> Scheduler:
     options, note, control = prepared.options, live.progress.note, live.control
     records = prepared.records.values()
-    claimed = {r.job_id for r in records if r.job_id}
-    claimed.update(j for r in records for j in r.previous_job_ids)
     uploader = AssetUploader(client, cdn_session, options.out_dir / ".cache" / "assets.json")
 
     async def make_body(spec: JobSpec) -> dict[str, Any]:
@@ -330,7 +403,8 @@ def _scheduler(
 
     follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
                         policy=options.poll, fetch=fetch, locate=lookup,
-                        out_dir=options.out_dir, note=note, clock=clock, halt=control.halt_for)
+                        out_dir=options.out_dir, note=note, clock=clock, halt=control.halt_for,
+                        destination=destination)
     submitter = Submitter(
         book=book, make_body=make_body, generate=client.generate,
         price=CostEstimator(client) if options.budget is not None else None,
@@ -338,7 +412,8 @@ def _scheduler(
         reconciler=Reconciler(lambda since: client.list_jobs(created_after=since),
                               claimed=claimed, settle=options.settle, clock=clock),
         may_submit=lambda: control.submissions_allowed, note=note, clock=clock,
-        inputs_of=inputs_of, set_aside=follower.supersede, withdrawals=withdrawals,
+        inputs_of=inputs_of, set_aside=follower.supersede, before_post=before_post,
+        withdrawals=withdrawals,
     )
     admission = Admission(
         window=opening_window(options.concurrency, plan_cap),

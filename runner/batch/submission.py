@@ -27,6 +27,7 @@ from runner.domain import JobSpec, RemoteJob, Submission
 from runner.errors import (
     ApiError,
     LocalWriteError,
+    ObjectStoreError,
     OutcomeUnknownError,
     PermanentApiError,
     RateLimitedError,
@@ -100,9 +101,11 @@ class Submitter:
         | None = None,
         set_aside: Callable[[JobSpec], Awaitable[None]] | None = None,
         withdrawals: Withdrawals | None = None,
+        before_post: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._book = book
         self._withdrawals = withdrawals
+        self._before_post = before_post
         self._inputs_of = inputs_of
         self._set_aside = set_aside
         self._make_body = make_body
@@ -165,6 +168,8 @@ class Submitter:
             return SubmitOutcome(halt=HaltReason.BUDGET, detail=f"{spec.id}: {exc}")
         except LocalWriteError as exc:  # its old video could not be set aside
             return SubmitOutcome(halt=HaltReason.DISK, detail=f"{spec.id}: {exc}")
+        except ObjectStoreError as exc:  # the same, in an object store
+            return SubmitOutcome(halt=HaltReason.STORE, detail=f"{spec.id}: {exc}")
 
     async def _price_of(self, spec: JobSpec, body: Body) -> float:
         # Without a budget nothing is reserved, so no dry run is spent on a price.
@@ -214,6 +219,10 @@ class Submitter:
         for its answer and records the jobId, so no paid job is left unrecorded.
         """
         with anyio.CancelScope(shield=True):
+            if self._before_post is not None:
+                # A shared batch: the runner must still hold the job (FencedError if not),
+                # checked as late as possible before money is spent.
+                await self._before_post(spec.id)
             try:
                 submission = await held.post(lambda: self._generate(spec.model, body))
             except ApiError as exc:
