@@ -107,23 +107,31 @@ def store_target(output: str) -> StoreTarget:
 
 def execute_shared(args: argparse.Namespace, ledger: str) -> int:
     """`run` into a shared batch."""
-    from runner.cli.run import _run, build_options, resolve_endpoint
+    from runner.cli.run import _run, build_endings, build_options, resolve_endpoint
 
     conninfo = check_ledger_url(ledger)
     lease = lease_seconds(args.lease)
     store = store_target(args.output) if args.output and "://" in args.output else None
     registry, manifest = load_from_args(args)
-    for warning in manifest.warnings:
+    for warning in () if args.quiet else manifest.warnings:
         output.err(str(warning))
     endpoint = resolve_endpoint(args)
+    endings = build_endings(args, manifest)
     if store is not None:
         args = argparse.Namespace(**{**vars(args), "output": str(store.work_dir)})
     options = dataclasses.replace(build_options(args, manifest, registry.models, endpoint),
                                   batch_index=None)
+    if not options.selection.everything:
+        # The runners of a shared batch claim whatever is open: a selection would be one
+        # runner's view of the batch, not the batch's. A pilot goes into a folder first.
+        raise UsageError(f"{options.selection.describe()} selects jobs of a folder's batch; "
+                         "a shared batch's runners take every job",
+                         hint="run the pilot into a folder (-o DIR without --ledger), then "
+                         "start the shared batch")
     location = str(store.location) if store else batch_location(str(options.out_dir))
     stored = None if store is None else _stored_check(anyio.run(_stored_sizes, store))
     with prepare_shared_run(manifest, options, conninfo, location, stored=stored) as prepared:
-        for note in prepared.warnings:
+        for note in () if args.quiet else prepared.warnings:
             output.err(note)
         joined: list[tuple[SharedRun, AsyncConnectionPool]] = []
         join = partial(_join, prepared=prepared, conninfo=conninfo, location=location,
@@ -132,10 +140,10 @@ def execute_shared(args: argparse.Namespace, ledger: str) -> int:
             partial(_write_views, conninfo=conninfo, location=location) if store is None
             else _published_by_the_run)
         try:
-            return anyio.run(partial(_run, args, prepared, registry, endpoint, join=join,
-                                     write_views=views))
+            return anyio.run(partial(_run, args, prepared, registry, endpoint, endings,
+                                     join=join, write_views=views))
         finally:
-            for shared, pool in joined:
+            for shared, pool in () if args.quiet else joined:
                 output.err(ledger_note(shared, pool, len(prepared.manifest.jobs)))
 
 
