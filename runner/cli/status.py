@@ -85,7 +85,7 @@ def execute(args: argparse.Namespace) -> int:
         else:
             for line in status_lines(views):
                 output.out(line)
-        return 0
+        return status_exit_code(views)
     views = load_views(args.directory)
     if args.json:
         output.out_json([status_json(view) for view in views])
