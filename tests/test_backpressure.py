@@ -24,7 +24,11 @@ def test_a_batch_far_above_the_cap_finishes_every_job(
         assert run_cli(manifest, out, sim, "--concurrency", "12") == 0
         stats = sim.stats
         assert stats.max_jobs_in_flight <= 3
-        assert 0 < stats.cap_refusals <= jobs // 2  # at most 0.5 refusals per job
+        # Probes above the cap cost a refusal each; how many depends on how the real clock
+        # interleaves completions and POSTs (12-15 seen on a loaded 2-core machine), so the
+        # bound is one per job: a window that did not hold at the cap (12 places against 3)
+        # is refused several times per job. The window's steps are pinned in test_window.
+        assert 0 < stats.cap_refusals <= jobs
         assert sorted(stats.submissions_by_fingerprint.values()) == [1] * jobs
     err = capsys.readouterr().err
     assert re.search(r"the account's cap held the batch to about [34] job\(s\) in flight "
