@@ -1,0 +1,241 @@
+"""Several runners, one batch: faults done to real processes, and the accounting after.
+
+Every runner is a real `python -m runner run MANIFEST -o s3://BUCKET/PREFIX --ledger
+postgresql://…` process; they share one simulator process (after-create faults on: jobs are
+created and their answers lost), one PostgreSQL database (a fresh one per test) and one S3
+bucket on moto's server. The faults are real too: SIGKILL at seeded moments, SIGSTOP past
+the lease then SIGCONT, a restart of the PostgreSQL server, 503s and resets from a proxy in
+front of S3.
+
+Afterwards, always the same accounting (`assert_accounted`):
+- every distinct request body was POSTed exactly as often as the manifest asks (`repeat: n`
+  and identical entries count), from the simulator's own counters;
+- the simulator never had more of the batch's jobs in flight than `--concurrency`;
+- `status --json` shows every job succeeded with one asset, and every paid job belongs to
+  exactly one manifest job;
+- every video object in the bucket was downloaded and its size and sha256 match the ledger,
+  and the bucket holds no other video.
+
+Select them with `-m several_runners`. Sizes are modest (about 50 jobs, jobs of 0.3-1 s at
+the simulator) and every wait is on a condition with a generous deadline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.cluster import (
+    AFTER_CREATE_FAULTS,
+    Accounting,
+    Cluster,
+    SimulatorProcess,
+    account,
+    cluster_jobs,
+    expanded_count,
+    restart_postgresql,
+    submitted_count,
+    wait_for_created,
+    wait_until,
+)
+from tests.helpers.runs import write_manifest
+
+pytestmark = [pytest.mark.several_runners, pytest.mark.timeout(600)]
+
+CONCURRENCY = 6
+LEASE = 3  # seconds: short, so a takeover happens within the test's patience
+
+
+@dataclass
+class Bed:
+    """What one test's runners share, besides the simulator."""
+
+    folder: Path
+    ledger: str  # postgresql://… of a fresh database
+    bucket: str
+    s3_env: dict[str, str]  # AWS_ENDPOINT_URL and credentials of the S3 server
+    s3: Any  # a boto3 S3 client on the same server (the test's own reader)
+
+    def target(self, prefix: str = "batch") -> str:
+        return f"s3://{self.bucket}/{prefix}"
+
+
+@pytest.fixture
+def bed(tmp_path: Path, postgres_url: str, s3_bucket: Any) -> Iterator[Bed]:
+    yield Bed(tmp_path, postgres_url, s3_bucket.name, dict(s3_bucket.env), s3_bucket.client)
+
+
+def start_cluster(bed: Bed, jobs: list[dict[str, Any]], *, seed: int, runners: int,
+                  env: dict[str, str] | None = None,
+                  faults: dict[str, float] | None = None) -> Cluster:
+    manifest = write_manifest(bed.folder, jobs)
+    sim = SimulatorProcess(bed.folder, seed=seed, job_seconds=(0.3, 1.0),
+                           faults=AFTER_CREATE_FAULTS if faults is None else faults)
+    cluster = Cluster(bed.folder, sim, manifest, bed.target(), bed.ledger,
+                      env={**bed.s3_env, **(env or {})},
+                      flags=["--concurrency", str(CONCURRENCY), "--lease", str(LEASE)])
+    cluster.add(runners)
+    return cluster
+
+
+@pytest.fixture
+def clusters() -> Iterator[list[Cluster]]:
+    """Every cluster a test starts is stopped at teardown, runners first."""
+    started: list[Cluster] = []
+    yield started
+    for cluster in started:
+        cluster.stop_all()
+        cluster.sim.stop()
+
+
+def finish_batch(cluster: Cluster, timeout: float = 300) -> dict[str, int]:
+    """Wait for the runners; a runner that halted resumably (exit 3) is followed by one
+    more run, which must finish the batch (exit 0). The exit codes seen, by runner."""
+    codes = cluster.wait_all(timeout)
+    assert set(codes.values()) <= {0, 3}, (codes, cluster.logs()[-6000:])
+    if 0 not in codes.values():
+        (final,) = cluster.add(1)
+        assert final.wait(timeout) == 0, final.tail()
+    return codes
+
+
+def verify_bucket(bed: Bed, rows: list[dict[str, Any]], prefix: str = "batch") -> int:
+    """Download every video object under the prefix and check it against `status --json`;
+    the number of files verified."""
+    listed: set[str] = set()
+    paginator = bed.s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bed.bucket, Prefix=f"{prefix}/videos/"):
+        listed.update(item["Key"] for item in page.get("Contents", []))
+    expected: dict[str, tuple[int, str]] = {}
+    for row in rows:
+        for asset in row["assets"]:
+            expected[f"{prefix}/{asset['path']}"] = (asset["bytes"], asset["sha256"])
+    assert listed == set(expected), {"stray": sorted(listed - set(expected)),
+                                     "missing": sorted(set(expected) - listed)}
+    for key, (size, sha256) in expected.items():
+        data = bed.s3.get_object(Bucket=bed.bucket, Key=key)["Body"].read()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (size, sha256), key
+    return len(expected)
+
+
+def verify_metadata(bed: Bed, rows: list[dict[str, Any]], prefix: str = "batch") -> None:
+    """`metadata.jsonl` at the prefix names every video, relative to the prefix."""
+    body = bed.s3.get_object(Bucket=bed.bucket, Key=f"{prefix}/metadata.jsonl")["Body"].read()
+    names = {json.loads(line)["file_name"] for line in body.decode().splitlines() if line}
+    assert names == {asset["path"] for row in rows for asset in row["assets"]}
+
+
+def assert_accounted(bed: Bed, cluster: Cluster, jobs: list[dict[str, Any]]) -> Accounting:
+    """The accounting of the module docstring; returns it (the test prints its summary)."""
+    books = account(cluster.sim, jobs)
+    # Money first: a body paid twice (or never) is what these tests exist for.
+    assert books.mismatches == {}, books.mismatches
+    assert books.jobs_created == expanded_count(jobs)
+    assert books.max_in_flight <= CONCURRENCY, books.summary()
+    rows = cluster.status_json()
+    assert len(rows) == expanded_count(jobs)
+    not_done = [(r["id"], r["state"], r["error"]) for r in rows if r["state"] != "succeeded"]
+    assert not_done == [], not_done
+    assert all(len(r["assets"]) == 1 for r in rows)
+    created = {job["jobId"] for job in cluster.sim.stats()["jobs"]}
+    adopted = [r["jobId"] for r in rows]
+    assert len(set(adopted)) == len(adopted) and set(adopted) == created
+    verified = verify_bucket(bed, rows)
+    assert verified == len(rows)
+    verify_metadata(bed, rows)
+    print(f"accounting: {books.summary()}; {verified} files verified in the bucket")
+    return books
+
+
+def test_three_runners_one_killed_halfway_finish_the_batch(
+    bed: Bed, clusters: list[Cluster]
+) -> None:
+    """The issue's "done when": three runners, one SIGKILLed halfway and not restarted; the
+    other two take over its jobs after the lease and finish the batch."""
+    jobs = cluster_jobs(45)
+    cluster = start_cluster(bed, jobs, seed=10, runners=3)
+    clusters.append(cluster)
+    wait_for_created(cluster.sim, expanded_count(jobs) // 2, cluster=cluster)
+    victim = random.Random(10).choice(cluster.runners)
+    victim.kill()
+    assert victim.exits == [-9]
+    codes = finish_batch(cluster)
+    assert codes[victim.name] == -9
+    assert_accounted(bed, cluster, jobs)
+
+
+def test_sigkill_at_random_moments_repeatedly(bed: Bed, clusters: list[Cluster]) -> None:
+    """Four SIGKILLs at seeded moments of the batch's progress, each to a runner picked at
+    random and restarted at once; then the batch finishes with nothing lost or paid twice."""
+    rng = random.Random(20261201)
+    jobs = cluster_jobs(50)
+    total = expanded_count(jobs)
+    cluster = start_cluster(bed, jobs, seed=11, runners=3)
+    clusters.append(cluster)
+    moments = sorted(rng.sample(range(4, total - 8), 4))
+    kills = 0
+    for moment in moments:
+        wait_for_created(cluster.sim, moment, cluster=cluster)
+        alive = cluster.alive()
+        if not alive:
+            break
+        victim = rng.choice(alive)
+        victim.kill()
+        kills += 1
+        victim.start()
+    assert kills == 4, f"the batch ended after {kills} kills"
+    finish_batch(cluster)
+    assert_accounted(bed, cluster, jobs)
+
+
+def test_postgresql_restarted_mid_run(bed: Bed, clusters: list[Cluster]) -> None:
+    """The database server restarts under three runners: each waits and reconnects or halts
+    resumably (exit 3); after a final run everything is accounted."""
+    jobs = cluster_jobs(45)
+    cluster = start_cluster(bed, jobs, seed=12, runners=3)
+    clusters.append(cluster)
+    wait_for_created(cluster.sim, expanded_count(jobs) // 3, cluster=cluster)
+    before = submitted_count(cluster.sim)
+    restart_postgresql()
+    codes = finish_batch(cluster)
+    assert before < expanded_count(jobs), "the batch was done before the restart"
+    print(f"exit codes after the restart: {codes}")
+    assert_accounted(bed, cluster, jobs)
+
+
+def test_s3_503s_and_resets_are_retried(bed: Bed, clusters: list[Cluster],
+                                        s3_fault_proxy: Any) -> None:
+    """The runners reach S3 through a proxy that answers 503 or resets the connection to a
+    share of requests; uploads are retried and every object verified."""
+    jobs = cluster_jobs(30)
+    cluster = start_cluster(bed, jobs, seed=13, runners=2,
+                            env={"AWS_ENDPOINT_URL": s3_fault_proxy.url})
+    clusters.append(cluster)
+    finish_batch(cluster)
+    assert s3_fault_proxy.injected() > 0, "the proxy injected no fault: the test proves nothing"
+    assert_accounted(bed, cluster, jobs)
+
+
+def test_paused_runner_is_fenced(bed: Bed, clusters: list[Cluster]) -> None:
+    """A runner paused (SIGSTOP) longer than its lease loses its jobs to the others; once
+    continued (SIGCONT) it must not record over the new owners."""
+    jobs = cluster_jobs(40)
+    cluster = start_cluster(bed, jobs, seed=14, runners=3)
+    clusters.append(cluster)
+    sleeper = cluster.runners[0]
+    wait_for_created(cluster.sim, CONCURRENCY, cluster=cluster)
+    sleeper.pause()
+    paused_at = submitted_count(cluster.sim)
+    # Past the lease the others take over: the batch moves on without the sleeper.
+    wait_until(lambda: submitted_count(cluster.sim) >= paused_at + CONCURRENCY, 120,
+               "the other runners to move on")
+    sleeper.resume()
+    finish_batch(cluster)
+    assert_accounted(bed, cluster, jobs)
