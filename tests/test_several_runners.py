@@ -22,9 +22,11 @@ the simulator) and every wait is on a condition with a generous deadline.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import random
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ from tests.helpers.cluster import (
     account,
     cluster_jobs,
     expanded_count,
+    expected_submissions,
     restart_postgresql,
     submitted_count,
     wait_for_created,
@@ -239,3 +242,34 @@ def test_paused_runner_is_fenced(bed: Bed, clusters: list[Cluster]) -> None:
     sleeper.resume()
     finish_batch(cluster)
     assert_accounted(bed, cluster, jobs)
+
+
+def test_accounting_sees_a_body_paid_twice(tmp_path: Path) -> None:
+    """The accounting can fail: a body POSTed twice, or a body never POSTed, is reported
+    (raw POSTs straight to a simulator process, no runner)."""
+    jobs = cluster_jobs(2, repeated=2)
+    sim = SimulatorProcess(tmp_path, seed=1, faults={})
+    try:
+        for job in [jobs[0], jobs[0], jobs[2], jobs[3], jobs[4]]:
+            post_generate(sim, job["model"], job["params"])
+        books = account(sim, jobs)
+    finally:
+        sim.stop()
+    first, second, again, twin = (expected_submissions([job]) for job in jobs[:4])
+    assert books.mismatches == {
+        next(iter(first)): (1, 2),  # paid twice
+        next(iter(second)): (1, 0),  # never paid
+        next(iter(again)): (2, 1),  # repeat: 2, paid once
+    }
+    assert next(iter(twin)) not in books.mismatches  # two entries, one body, two POSTs
+    assert books.jobs_created == 5 and books.max_in_flight >= 1
+
+
+def post_generate(sim: SimulatorProcess, model: str, params: dict[str, Any]) -> None:
+    token = base64.b64encode(b"cluster-key:cluster-secret").decode()
+    request = urllib.request.Request(
+        f"{sim.base_url}/generate/custom/{model}", data=json.dumps(params).encode(),
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        method="POST")
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        assert reply.status == 200
