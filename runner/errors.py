@@ -6,8 +6,11 @@
     │   └── FolderError             the output folder cannot be written as a command starts
     │                               (read-only, no permission, full): nothing was sent
     ├── LockedError                 another runner holds the output folder (exit 2)
+    ├── FencedError                 a shared batch's job was taken over by another runner:
+    │                               this runner's write for it was refused (it drops the job)
     ├── HaltError                   the run stopped on purpose (exit 3), resumable
     │   ├── LedgerWriteError        the ledger could not be written (disk full): stop now
+    │   │   └── SharedLedgerError   the shared ledger (PostgreSQL) stayed unreachable
     │   └── LocalWriteError         a file of the folder could not be written during a run
     │                               (a video, a superseded move): the run halts
     └── ApiError                    the Scenario API answered badly, or not at all
@@ -90,6 +93,18 @@ class LedgerWriteError(HaltError):
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(f"{message} — {hint}" if hint else message)
+
+
+class SharedLedgerError(LedgerWriteError):
+    """The shared ledger (PostgreSQL) stayed unreachable past the run's patience: the run
+    halts (exit 3) with every durable record in place, and resumes with the same command."""
+
+
+class FencedError(KlingBatchError):
+    """This runner no longer owns the job it was about to record (its lease lapsed and
+    another runner took the job over): the write was refused, the job is dropped here."""
+
+    exit_code = EXIT_HALTED
 
 
 class LocalWriteError(HaltError):

@@ -8,7 +8,7 @@ Only fixtures live here; what they are built from is in `tests/helpers/`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from runner.simulator import Simulator, SimulatorConfig, start_simulator
+from tests.helpers.postgres import fresh_database, url_form
 from tests.helpers.simulator import FAST_CONFIG, SimClient, SimulatorFactory
 
 
@@ -75,3 +76,11 @@ def api_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCENARIO_SDK_API_SECRET", "test-secret")
     monkeypatch.delenv("SCENARIO_SDK_JWT", raising=False)
     monkeypatch.delenv("SCENARIO_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on the real server, as a postgresql:// URL
+    (tests/helpers/postgres.py: fails under CI when unreachable, skips loudly elsewhere)."""
+    with fresh_database() as conninfo:
+        yield url_form(conninfo)

@@ -39,8 +39,9 @@ PINNED: dict[str, list[str]] = {
         "retry_hint_from_headers", "should_retry", "size_problem", "uses_multipart",
     ],
     "runner.batch": [
-        "Action", "Admission", "Bucket", "Budget", "Control", "Decision", "Endpoint",
-        "Estimate", "FailureLimit", "Follower", "Gauge", "HaltReason", "JobBook", "Live",
+        "Action", "Admission", "Bucket", "Budget", "Control", "Coordination", "Decision",
+        "Endpoint", "Estimate", "FailureLimit", "Follower", "Gauge", "HaltReason", "JobBook",
+        "Live",
         "ModelLimiters", "OverBudget", "PreparedRun", "Progress", "RateLimiter",
         "RunOptions", "RunResult", "Scheduler", "Slots", "Snapshot", "Submitter", "Window",
         "WorkItem", "account_cap", "after_acceptance", "after_refusal", "api_sessions",
@@ -78,6 +79,13 @@ PINNED: dict[str, list[str]] = {
         "video_name_clashes", "video_relpath", "write_atomically", "write_batch",
         "write_batch_record", "write_failure", "write_hint", "write_metadata", "write_plan",
         "writing",
+    ],
+    "runner.cluster": [
+        "DEFAULT_PATIENCE", "LEDGER_ENV", "MIGRATIONS", "SCHEMA_VERSION", "BatchCounts",
+        "Claim", "Coordinator", "Database", "PostgresLedger", "SharedBatch", "SharedRun",
+        "batch_location", "body_key", "check_ledger_url", "connected", "is_ledger_url",
+        "migrate", "open_batch", "open_pool", "prepare_shared_run", "read_batch_events",
+        "read_shared_batch", "require_batch", "safe_url",
     ],
     "runner.polling": [
         "CadencePolicy", "Durations", "InFlight", "JobGone", "ListWatcher", "NotFound",

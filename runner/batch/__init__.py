@@ -31,6 +31,7 @@ from runner.batch.progress import Progress, Snapshot, account_cap, format_durati
 from runner.batch.resume import Action, Decision, changed_fields, changed_inputs, decide
 from runner.batch.scheduler import Scheduler, WorkItem
 from runner.batch.sessions import api_sessions
+from runner.batch.sharing import Coordination
 from runner.batch.submission import Submitter
 from runner.batch.window import Window, after_acceptance, after_refusal, opening_window
 
@@ -40,6 +41,7 @@ __all__ = [
     "Bucket",
     "Budget",
     "Control",
+    "Coordination",
     "Decision",
     "Endpoint",
     "Estimate",

@@ -9,11 +9,19 @@ and it uses the same transition as replay, `status` and `report`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from runner.domain import JobState
-from runner.ledger import Event, JobRecord, LedgerWriter, apply
+from runner.ledger import Event, JobRecord, apply
 
 Observer = Callable[[JobRecord | None, JobRecord, Event], None]
+
+
+class EventSink(Protocol):
+    """Where the book's events go: `append` returns once the event is durable (the folder's
+    `LedgerWriter`, or a shared ledger's fenced writes)."""
+
+    async def append(self, event: Event) -> None: ...
 
 
 class JobBook:
@@ -21,7 +29,7 @@ class JobBook:
 
     def __init__(
         self,
-        writer: LedgerWriter,
+        writer: EventSink,
         records: Mapping[str, JobRecord],
         observers: tuple[Observer, ...] = (),
     ) -> None:
@@ -45,10 +53,16 @@ class JobBook:
         record = self._records.get(job)
         return (record.attempt if record is not None else 0) + 1
 
+    def adopt(self, records: Mapping[str, JobRecord]) -> None:
+        """Take the records another runner of a shared batch wrote for jobs this run now
+        holds (no observer is told: they moved elsewhere)."""
+        self._records.update(records)
+
     async def record(self, event: Event) -> JobRecord:
         """Write `event` durably, then move the job; its new record.
 
-        Raises LedgerWriteError when the ledger cannot be written (nothing moves then).
+        Raises LedgerWriteError when the ledger cannot be written, FencedError when a shared
+        batch's job is no longer this runner's (nothing moves then).
         """
         await self._writer.append(event)
         old = self._records.get(event.job)

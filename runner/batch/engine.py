@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from runner.api import (
 )
 from runner.batch.admission import Admission, RateLimiter
 from runner.batch.bodies import input_files, request_body
-from runner.batch.book import JobBook, count_failures
+from runner.batch.book import EventSink, JobBook, count_failures
 from runner.batch.budget import Budget
 from runner.batch.claim import (
     batch_identity,
@@ -48,6 +48,7 @@ from runner.batch.progress import Notes, Progress
 from runner.batch.resume import Action
 from runner.batch.scheduler import Scheduler, WorkItem
 from runner.batch.sessions import api_sessions
+from runner.batch.sharing import Coordination
 from runner.batch.submission import Submitter
 from runner.batch.window import opening_window
 from runner.batch.work import work_items
@@ -200,42 +201,72 @@ def live_state(prepared: PreparedRun, clock: Clock) -> Live:
 
 async def run_batch(
     prepared: PreparedRun, live: Live, *, registry: SchemaRegistry, endpoint: Endpoint,
-    clock: Clock,
+    clock: Clock, shared: Coordination | None = None,
 ) -> RunResult:
-    """Run the batch; the ledger and metadata.jsonl are complete however it ends."""
+    """Run the batch; the ledger and metadata.jsonl are complete however it ends.
+
+    With `shared`, the batch is a shared ledger's: events go through its fenced writes and
+    jobs arrive as this runner claims them; without, the folder's ledger and its items.
+    """
     options = prepared.options
-    ledger = JsonlLedger(options.out_dir)
-    writer = LedgerWriter(ledger, describe=lambda exc: write_failure(exc, options.out_dir))
-    book = JobBook(writer, prepared.records,
+    ledger: JsonlLedger | None = None
+    writer: LedgerWriter | None = None
+    sink: EventSink
+    if shared is None:
+        ledger = JsonlLedger(options.out_dir)
+        writer = LedgerWriter(ledger, describe=lambda exc: write_failure(exc, options.out_dir))
+        sink, serve = writer, writer.run
+    else:
+        sink, serve = shared, shared.serve
+    book = JobBook(sink, prepared.records,
                    (live.progress.observe, count_failures(live.control.count_failure)))
+    records: Mapping[str, JobRecord] = book.records
     try:
         async with api_sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
-            tg.start_soon(writer.run)
+            tg.start_soon(serve)
             client = ScenarioClient(api_session, endpoint.base_url, endpoint.credentials,
                                     clock=clock)
-            watcher = _watcher(client, options, prepared.records, clock)
+            may_list = shared is None or await shared.may_list()
+            watcher = _watcher(client, options, prepared.records, clock) if may_list else None
             lookup = AssetLookup(client)
             tg.start_soon(lookup.run)
             plan_cap = await _plan_cap(client, endpoint.team_id)
+            claimed = _claimed_job_ids(prepared.records)
             scheduler = _scheduler(prepared=prepared, live=live, book=book,
                                    registry=registry, client=client, lookup=lookup,
                                    cdn_session=cdn_session, watcher=watcher,
-                                   plan_cap=plan_cap, clock=clock)
+                                   plan_cap=plan_cap, clock=clock, claimed=claimed,
+                                   before_post=None if shared is None else shared.before_post)
             if watcher is not None:
                 tg.start_soon(watcher.run)
             try:
-                await scheduler.run(prepared.items)
+                if shared is None:
+                    await scheduler.run(prepared.items)
+                else:
+                    await scheduler.run_claimed(
+                        shared.claims(book, claimed, live.progress.note), shared.ended)
             finally:
                 # After every job task has ended (shielded POSTs included): the writer
                 # drains what they handed over, then returns; the watcher has no one left.
-                writer.close()
+                if writer is not None:
+                    writer.close()
                 tg.cancel_scope.cancel()
     finally:
-        ledger.close()
-        _rewrite_metadata(prepared, live, book.records)
+        if ledger is not None:
+            ledger.close()
+        if shared is not None:
+            with anyio.CancelScope(shield=True):
+                records = await shared.final_records()
+        _rewrite_metadata(prepared, live, records)
     ending = live.control.ending
-    return RunResult(exit_code_for(prepared.manifest.jobs, book.records, ending), ending,
-                     book.records)
+    return RunResult(exit_code_for(prepared.manifest.jobs, records, ending), ending, records)
+
+
+def _claimed_job_ids(records: Mapping[str, JobRecord]) -> set[str]:
+    """Every jobId the ledger knows (a listing must never adopt one for a lost POST)."""
+    claimed = {r.job_id for r in records.values() if r.job_id}
+    claimed.update(j for r in records.values() for j in r.previous_job_ids)
+    return claimed
 
 
 def _rewrite_metadata(
@@ -254,12 +285,11 @@ def _rewrite_metadata(
 def _scheduler(
     *, prepared: PreparedRun, live: Live, book: JobBook, registry: SchemaRegistry,
     client: ScenarioClient, lookup: AssetLookup, cdn_session: aiohttp.ClientSession,
-    watcher: ListWatcher | None, plan_cap: int | None, clock: Clock,
+    watcher: ListWatcher | None, plan_cap: int | None, clock: Clock, claimed: set[str],
+    before_post: Callable[[str], Awaitable[None]] | None,
 ) -> Scheduler:
     options, note, control = prepared.options, live.progress.note, live.control
     records = prepared.records.values()
-    claimed = {r.job_id for r in records if r.job_id}
-    claimed.update(j for r in records for j in r.previous_job_ids)
     uploader = AssetUploader(client, cdn_session, options.out_dir / ".cache" / "assets.json")
 
     async def make_body(spec: JobSpec) -> dict[str, Any]:
@@ -282,7 +312,7 @@ def _scheduler(
         reconciler=Reconciler(lambda since: client.list_jobs(created_after=since),
                               claimed=claimed, settle=options.settle, clock=clock),
         may_submit=lambda: control.submissions_allowed, note=note, clock=clock,
-        inputs_of=inputs_of, set_aside=follower.supersede,
+        inputs_of=inputs_of, set_aside=follower.supersede, before_post=before_post,
     )
     admission = Admission(
         window=opening_window(options.concurrency, plan_cap),

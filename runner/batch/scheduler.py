@@ -11,7 +11,7 @@ follows an outcome: halt, a new attempt, a download, or nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -23,7 +23,11 @@ from runner.batch.following import Follower, FollowOutcome
 from runner.batch.resume import Action, Decision, is_transient_failure
 from runner.batch.submission import SubmitOutcome, Submitter
 from runner.domain import JobSpec, RemoteJob, RemoteStatus
+from runner.errors import FencedError
 from runner.ledger import JobRecord
+
+# Told when a job's work in this run ends: (job id, whether any of its work started).
+EndHook = Callable[[str, bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +61,43 @@ class Scheduler:
         self._downloads = anyio.CapacityLimiter(download_concurrency)
         self._auto_retries = auto_retries
         self._note = note
+        self._on_end: EndHook = _nothing
+        self._begun: set[str] = set()
 
     async def run(self, items: Sequence[WorkItem]) -> None:
         """Run every item to its end (or until a drain/halt stops new submissions)."""
         async with anyio.create_task_group() as tg:
-            reposts = await self._reattach(tg, items)
-            by_model: dict[str, list[JobSpec]] = defaultdict(list)
-            for item in items:
-                if item.decision.action is Action.SUBMIT or item.spec.id in reposts:
-                    by_model[item.spec.model].append(item.spec)
-            for specs in by_model.values():
-                tg.start_soon(self._feed, tg, specs)
+            await self._run_items(tg, items)
+
+    async def run_claimed(
+        self, claimed: AsyncIterator[Sequence[WorkItem]], on_end: EndHook
+    ) -> None:
+        """Run the items of a shared batch as they are claimed; `on_end` hears of every job
+        whose work here ended (or never began: a drain, a job with nothing to do)."""
+        self._on_end = on_end
+        async with anyio.create_task_group() as tg:
+            async for items in claimed:
+                try:
+                    await self._run_items(tg, items)
+                except FencedError as exc:  # taken over while it was being reconciled
+                    self._note(str(exc))
+                    for item in items:
+                        if item.spec.id not in self._begun:
+                            on_end(item.spec.id, False)
+
+    async def _run_items(self, tg: TaskGroup, items: Sequence[WorkItem]) -> None:
+        self._begun.clear()
+        reposts = await self._reattach(tg, items)
+        by_model: dict[str, list[JobSpec]] = defaultdict(list)
+        for item in items:
+            if item.decision.action is Action.SUBMIT or item.spec.id in reposts:
+                by_model[item.spec.model].append(item.spec)
+                self._begun.add(item.spec.id)
+        for item in items:
+            if item.spec.id not in self._begun:
+                self._on_end(item.spec.id, True)  # nothing to do with it here
+        for specs in by_model.values():
+            tg.start_soon(self._feed, tg, specs)
 
     # -- jobs already at the API ---------------------------------------------------------
 
@@ -91,10 +121,12 @@ class Scheduler:
                 self._start(tg, item.spec, record.job_id)
             elif item.decision.action is Action.DOWNLOAD and record is not None:
                 worker = await self._admission.worker()
+                self._begun.add(item.spec.id)
                 tg.start_soon(self._download_task, worker, item.spec, record, item.verified)
         return reposts
 
     def _start(self, tg: TaskGroup, spec: JobSpec, job_id: str) -> None:
+        self._begun.add(spec.id)
         worker = self._admission.worker_now()
         place = self._admission.place_at_api(spec.model)
         tg.start_soon(self._job_task, worker, place, spec, job_id)
@@ -102,8 +134,9 @@ class Scheduler:
     # -- new submissions -----------------------------------------------------------------
 
     async def _feed(self, tg: TaskGroup, specs: Sequence[JobSpec]) -> None:
-        for spec in specs:
+        for n, spec in enumerate(specs):
             if not self._control.submissions_allowed:
+                self._never_started(specs[n:])
                 return
             worker = await self._admission.worker()
             try:
@@ -114,12 +147,28 @@ class Scheduler:
             if not self._control.submissions_allowed:
                 place.release()
                 worker.release()
+                self._never_started(specs[n:])
                 return
             tg.start_soon(self._job_task, worker, place, spec, None)
+
+    def _never_started(self, specs: Sequence[JobSpec]) -> None:
+        for spec in specs:
+            self._on_end(spec.id, False)
 
     # -- one job's task: holds a worker slot; a place in flight until the job is terminal --
 
     async def _job_task(
+        self, worker: Ticket, place: Ticket, spec: JobSpec, job_id: str | None
+    ) -> None:
+        try:
+            await self._job_steps(worker, place, spec, job_id)
+        except FencedError as exc:
+            # A shared batch's runner that lost its lease: the job is another's now.
+            self._note(str(exc))
+        finally:
+            self._on_end(spec.id, True)
+
+    async def _job_steps(
         self, worker: Ticket, place: Ticket, spec: JobSpec, job_id: str | None
     ) -> None:
         with worker:
@@ -181,7 +230,16 @@ class Scheduler:
     async def _download_task(
         self, worker: Ticket, spec: JobSpec, record: JobRecord, verified: frozenset[str]
     ) -> None:
-        with worker:
-            async with self._downloads:
-                await self._follower.download(spec, record.asset_ids, verified)
+        try:
+            with worker:
+                async with self._downloads:
+                    await self._follower.download(spec, record.asset_ids, verified)
+        except FencedError as exc:
+            self._note(str(exc))
+        finally:
+            self._on_end(spec.id, True)
+
+
+def _nothing(_job: str, _started: bool) -> None:
+    """The end hook of a run that owns every job (a folder's run)."""
 

@@ -98,8 +98,10 @@ class Submitter:
         inputs_of: Callable[[JobSpec, Body], Awaitable[tuple[dict[str, str], ...]]]
         | None = None,
         set_aside: Callable[[JobSpec], Awaitable[None]] | None = None,
+        before_post: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._book = book
+        self._before_post = before_post
         self._inputs_of = inputs_of
         self._set_aside = set_aside
         self._make_body = make_body
@@ -191,6 +193,10 @@ class Submitter:
         for its answer and records the jobId, so no paid job is left unrecorded.
         """
         with anyio.CancelScope(shield=True):
+            if self._before_post is not None:
+                # A shared batch: the runner must still hold the job (FencedError if not),
+                # checked as late as possible before money is spent.
+                await self._before_post(spec.id)
             try:
                 submission = await held.post(lambda: self._generate(spec.model, body))
             except ApiError as exc:

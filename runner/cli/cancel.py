@@ -15,17 +15,22 @@ from runner.api import api_origin
 from runner.batch import cancel_jobs, cancel_targets, record_cancellations
 from runner.cli import output
 from runner.cli.endpoint import api_endpoint
-from runner.cli.status import load_views
+from runner.cli.status import add_ledger_argument, load_views, shared_ledger, target_of
 from runner.errors import EXIT_JOBS_FAILED, FolderError, UsageError
 from runner.outdir import SIMULATOR, read_batch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", type=Path, help="the run's output folder")
+    parser.add_argument("directory", help="the run's output folder (or, with --ledger, the "
+                        "batch's -o)")
+    add_ledger_argument(parser)
     parser.add_argument("--base-url", help="API base URL (default: $SCENARIO_BASE_URL)")
 
 
 def execute(args: argparse.Namespace) -> int:
+    ledger = shared_ledger(args)
+    if ledger is not None:
+        return _cancel_shared(args, ledger)
     targets = cancel_targets(load_views(args.directory))
     unknown = targets.without_job_id
     if unknown:
@@ -51,6 +56,36 @@ def execute(args: argparse.Namespace) -> int:
                           hint="the next run sees them at the API") from None
     if not recorded:
         output.err("a run holds this folder: it will record the cancellations itself")
+    return EXIT_JOBS_FAILED if refused else 0
+
+
+def _cancel_shared(args: argparse.Namespace, ledger: str) -> int:
+    """Cancel a shared batch's jobs in flight. Its runners record the cancellations as
+    they follow the jobs (the ledger's events are theirs to write)."""
+    from runner.cli.shared import ledger_url, shared_batch
+    from runner.views import job_views
+
+    batch, records, folder = shared_batch(target_of(args), ledger_url(ledger))
+    targets = cancel_targets(job_views(folder, batch.plan, records))
+    if targets.without_job_id:
+        output.err(f"{len(targets.without_job_id)} job(s) have a POST whose answer was lost "
+                   "and no jobId yet: a runner reconciles them, then cancel again")
+    if not targets.jobs:
+        output.out("no job of this batch is in flight: nothing to cancel")
+        return 0
+    base_url, credentials = api_endpoint(args.base_url)
+    origin = api_origin(base_url)
+    if batch.origin not in (None, origin):
+        raise UsageError(f"{batch.location} is a batch sent to {batch.origin}, not {origin}",
+                         hint=f"pass --base-url {batch.origin}")
+    outcomes = anyio.run(cancel_jobs, base_url, credentials, targets.jobs)
+    refused = [o for o in outcomes if o.refusal is not None]
+    for outcome in outcomes:
+        text = f"refused: {outcome.refusal}" if outcome.refusal else (
+            outcome.result.raw_status if outcome.result else "?")
+        output.out(f"{outcome.job}  {outcome.job_id}  {text}")
+    output.out(f"{len(outcomes) - len(refused)} cancel request(s) accepted, "
+               f"{len(refused)} refused; the batch's runners record them as they follow")
     return EXIT_JOBS_FAILED if refused else 0
 
 

@@ -9,7 +9,7 @@ it is left alone (and said so) rather than overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from runner.ledger import Event, JobRecord, JsonlLedger, apply
 from runner.outdir import (
     PLAN_NAME,
     BatchRecord,
+    PlannedJob,
     ensure_posters,
     file_sha256,
     read_batch_record,
@@ -83,8 +84,18 @@ def write_views(directory: Path, *, live: bool = False, clock: Clock = REAL_CLOC
     """Render and write the folder's report.html (making missing posters), results.csv and
     README.md; the paths written. UsageError when the folder holds no run."""
     check_run_folder(directory)
-    records, timeline = _replay_with_timeline(directory)
-    views = job_views(directory, read_plan(directory), records)
+    records, timeline = replay_with_timeline(JsonlLedger(directory).read_events())
+    return write_views_of(directory, read_plan(directory), records, timeline, live=live,
+                          clock=clock)
+
+
+def write_views_of(
+    directory: Path, plan: Iterable[PlannedJob], records: Mapping[str, JobRecord],
+    timeline: Timeline, *, live: bool = False, clock: Clock = REAL_CLOCK,
+) -> list[Path]:
+    """Write report.html, results.csv and README.md of a batch into `directory` from its
+    plan, records and timeline (a folder's ledger, or a shared ledger's events)."""
+    views = job_views(directory, plan, records)
     record = read_batch_record(directory)
     posters = ensure_posters(directory, [a for v in views for a in v.assets])
     now, name = clock.now_iso(), directory.resolve().name
@@ -108,13 +119,13 @@ def write_views(directory: Path, *, live: bool = False, clock: Clock = REAL_CLOC
     return written
 
 
-def _replay_with_timeline(directory: Path) -> tuple[dict[str, JobRecord], Timeline]:
+def replay_with_timeline(events: Iterable[Event]) -> tuple[dict[str, JobRecord], Timeline]:
     """The job records and the run over time, from one read of the ledger (it may be
     large, and a running batch rewrites these views every 30 s)."""
     records: dict[str, JobRecord] = {}
 
     def replayed() -> Iterator[Event]:
-        for event in JsonlLedger(directory).read_events():
+        for event in events:
             records[event.job] = apply(records.get(event.job), event)
             yield event
 

@@ -1,5 +1,6 @@
 """`kling-batch report DIR`: write DIR/report.html — and the other views of the batch,
-results.csv and the dataset card README.md — from the folder's ledger and plan."""
+results.csv and the dataset card README.md — from the folder's ledger and plan (or, with
+`--ledger`, from the shared ledger)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,30 @@ from pathlib import Path
 
 from runner.cli import output
 from runner.cli.refresh import write_views
+from runner.cli.status import add_ledger_argument, shared_ledger, target_of
+from runner.errors import UsageError
 from runner.outdir import writing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", type=Path, help="the run's output folder")
+    parser.add_argument("directory", help="the run's output folder (or, with --ledger, the "
+                        "batch's -o)")
+    add_ledger_argument(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
-    with writing(args.directory):  # a read-only folder: one line, exit 2
-        written = write_views(args.directory)
+    ledger = shared_ledger(args)
+    if ledger is not None:
+        from runner.cli.shared import ledger_url, write_shared_views
+
+        target = target_of(args)
+        if "://" in target:
+            raise UsageError(f"{target}: object-store output is not available in this build")
+        with writing(Path(target)):
+            written = write_shared_views(Path(target), ledger_url(ledger), target)
+    else:
+        with writing(args.directory):  # a read-only folder: one line, exit 2
+            written = write_views(args.directory)
     for path in written:
         output.out(str(path))
     return 0

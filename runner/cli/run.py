@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import anyio
 from runner.api import DEFAULT_BASE_URL, account_of, api_origin
 from runner.batch import (
     Control,
+    Coordination,
     Endpoint,
     FailureLimit,
     HaltReason,
@@ -39,7 +40,7 @@ from runner.cli.live import render_progress
 from runner.cli.refresh import keep_views_fresh, record_batch, write_final_views
 from runner.cli.validate import add_manifest_switches, load_from_args
 from runner.clock import REAL_CLOCK
-from runner.errors import EXIT_INTERRUPTED
+from runner.errors import EXIT_INTERRUPTED, UsageError
 from runner.ledger import JobRecord, load_records
 from runner.manifest import Manifest, flag_value, model_limit_flag
 from runner.outdir import SIMULATOR, PlannedJob, default_index_path, writing
@@ -54,8 +55,17 @@ _D = default_options(Path("."))
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", type=Path, help="the YAML manifest")
-    parser.add_argument("-o", "--output", type=Path, help="output folder "
-                        "(default: output/<manifest name>/)")
+    parser.add_argument("-o", "--output", help="output folder (default: output/<manifest "
+                        "name>/), or s3://BUCKET/PREFIX with --ledger")
+    shared = parser.add_argument_group("several runners, one batch")
+    shared.add_argument("--ledger", metavar="URL",
+                        help="a shared ledger: postgresql://USER@HOST:PORT/DB (default "
+                        "$KLING_BATCH_LEDGER; the password from PGPASSWORD or ~/.pgpass); "
+                        "the same manifest, -o and --ledger on any number of machines is one "
+                        "batch")
+    shared.add_argument("--lease", metavar="SECONDS",
+                        help="with --ledger: a runner silent this long has its jobs taken "
+                        "over by the others (default 30)")
     parser.add_argument("--simulate", action="store_true",
                         help="run against the built-in API simulator on a loopback port")
     parser.add_argument("--sim-profile", default="none", choices=("none", "flaky", "hostile"),
@@ -150,7 +160,8 @@ def build_options(
     f = {name: flag_value(f"--{name.replace('_', '-')}", getattr(args, name))
          for name in _CHECKED_FLAGS}
     s = manifest.settings
-    out_dir = (args.output or Path("output") / args.manifest.stem).resolve()
+    out_dir = (Path(args.output) if args.output else
+               Path("output") / args.manifest.stem).resolve()
     defaults = default_options(out_dir, simulated=args.simulate)
     poll = defaults.poll
     mode = _first(f["poll_mode"], s.poll_mode)
@@ -188,6 +199,15 @@ def resolve_endpoint(args: argparse.Namespace) -> Endpoint | None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    ledger = args.ledger or os.environ.get("KLING_BATCH_LEDGER")
+    if args.output and "://" in args.output and not ledger:
+        raise UsageError(f"-o {args.output} is an object store: its batch needs a shared "
+                         "ledger", hint="add --ledger postgresql://USER@HOST:PORT/DB or set "
+                         "KLING_BATCH_LEDGER")
+    if ledger:
+        from runner.cli.shared import execute_shared  # psycopg only for a shared batch
+
+        return execute_shared(args, ledger)
     registry, manifest = load_from_args(args)
     for warning in manifest.warnings:
         output.err(str(warning))
@@ -204,29 +224,47 @@ def execute(args: argparse.Namespace) -> int:
         return anyio.run(_run, args, prepared, registry, endpoint)
 
 
+# How a shared batch joins a run: given the exit stack and the run's live state, the
+# coordination; and its views, written when the run ends (and every 30 s).
+JoinShared = Callable[[AsyncExitStack, Live], Awaitable[Coordination]]
+
+
 async def _run(
     args: argparse.Namespace, prepared: PreparedRun, registry: SchemaRegistry,
-    endpoint: Endpoint | None,
+    endpoint: Endpoint | None, *, join: JoinShared | None = None,
+    write_views: Callable[[Path], object] | None = None,
 ) -> int:
     clock = REAL_CLOCK
     live = live_state(prepared, clock)
+    out_dir = prepared.options.out_dir
     async with AsyncExitStack() as stack:
         if endpoint is None:
             endpoint = Endpoint(*await simulated_endpoint(stack, seed=args.sim_seed,
                                                           profile=args.sim_profile),
                                 team_id=os.environ.get("SCENARIO_TEAM_ID"))
+        shared = None if join is None else await join(stack, live)
         outcome: list[RunResult] = []
         with anyio.CancelScope() as hard_stop:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_watch_signals, live.control, hard_stop)
                 if not args.quiet:
                     tg.start_soon(render_progress, live.progress)
-                tg.start_soon(keep_views_fresh, prepared.options.out_dir)  # report every 30 s
+                if write_views is None:
+                    tg.start_soon(keep_views_fresh, out_dir)  # report every 30 s
                 outcome.append(await run_batch(prepared, live, registry=registry,
-                                               endpoint=endpoint, clock=clock))
+                                               endpoint=endpoint, clock=clock, shared=shared))
                 tg.cancel_scope.cancel()
-        records = outcome[0].records if outcome else load_records(prepared.options.out_dir)
-        write_final_views(prepared.options.out_dir)
+        if outcome:
+            records = outcome[0].records
+        elif shared is not None:
+            with anyio.CancelScope(shield=True):
+                records = dict(await shared.final_records())
+        else:
+            records = load_records(out_dir)
+        if write_views is None:
+            write_final_views(out_dir)
+        else:
+            write_views(out_dir)
         _summarize(live, prepared, records)
         return outcome[0].exit_code if outcome else EXIT_INTERRUPTED
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from runner.cli import output
@@ -13,8 +14,41 @@ from runner.views import JobView, job_views, status_json, status_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", type=Path, help="the run's output folder")
+    parser.add_argument("directory", help="the run's output folder (or, with "
+                        "--ledger, the batch's -o: a folder or s3://BUCKET/PREFIX)")
     parser.add_argument("--json", action="store_true", help="a JSON array, one object per job")
+    add_ledger_argument(parser)
+
+
+def add_ledger_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ledger", metavar="URL", help="the shared ledger the batch ran "
+                        "with: postgresql://USER@HOST:PORT/DB (default $KLING_BATCH_LEDGER "
+                        "for an s3:// target or a folder without a ledger.jsonl)")
+
+
+def target_of(args: argparse.Namespace) -> str:
+    """The command's TARGET as typed (a Path would fold the `//` of an s3:// URL)."""
+    return str(getattr(args, "target", args.directory))
+
+
+def shared_ledger(args: argparse.Namespace) -> str | None:
+    """The shared ledger a command on `args.directory` reads, or None for the folder's own.
+
+    The variable applies only where the folder has no ledger of its own, so a folder's
+    batch is never read from a database by accident."""
+    target = str(args.directory)
+    args.target = target
+    args.directory = Path(target)  # the folder's commands read it as a path
+    if args.ledger:
+        return str(args.ledger)
+    env = os.environ.get("KLING_BATCH_LEDGER")
+    if env and ("://" in target or not (Path(target) / LEDGER_NAME).exists()):
+        return env
+    if "://" in target:
+        raise UsageError(f"{target} is an object store: its batch is in a shared ledger",
+                         hint="add --ledger postgresql://USER@HOST:PORT/DB or set "
+                         "KLING_BATCH_LEDGER")
+    return None
 
 
 def check_run_folder(directory: Path) -> None:
@@ -33,6 +67,17 @@ def load_views(directory: Path) -> list[JobView]:
 
 
 def execute(args: argparse.Namespace) -> int:
+    ledger = shared_ledger(args)
+    if ledger is not None:
+        from runner.cli.shared import ledger_url, shared_views
+
+        views = shared_views(target_of(args), ledger_url(ledger))
+        if args.json:
+            output.out_json([status_json(view) for view in views])
+        else:
+            for line in status_lines(views):
+                output.out(line)
+        return 0
     views = load_views(args.directory)
     if args.json:
         output.out_json([status_json(view) for view in views])

@@ -1,0 +1,97 @@
+"""The connection to the shared ledger: a psycopg pool and transactions that ride out a
+PostgreSQL restart.
+
+Every unit of work is one short transaction (`Database.transaction`). When the server goes
+away (a restart, a failover, a terminated backend) the transaction is tried again on a new
+connection, with growing pauses, for up to `patience` seconds; past that the run halts with
+SharedLedgerError (exit 3, resumable). Retrying is safe because each unit is idempotent:
+events carry their own id, and claims and slots are conditional updates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from runner.clock import Clock
+from runner.errors import SharedLedgerError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Work = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+
+# How long a run waits for the shared ledger to come back before it halts (seconds).
+DEFAULT_PATIENCE = 60.0
+RETRY_PAUSES = (0.1, 0.25, 0.5, 1.0, 2.0)
+# Errors a new transaction may cure: the server went away, or it chose us as a deadlock
+# or serialization victim.
+RETRYABLE: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+)
+
+
+def safe_url(conninfo: str) -> str:
+    """The ledger URL as messages show it: host, port and database, never a password."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "the shared ledger"
+    host = params.get("host", "localhost")
+    port = params.get("port", "5432")
+    return f"postgresql://{host}:{port}/{params.get('dbname', '')}"
+
+
+class Database:
+    """A pool of connections to the shared ledger and retried transactions on it."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool, *, clock: Clock, patience: float = DEFAULT_PATIENCE,
+        where: str = "the shared ledger",
+    ) -> None:
+        self.pool = pool
+        self._clock = clock
+        self._patience = patience
+        self._where = where
+        self.transactions = 0  # counted for the benchmark's queries per job
+
+    async def transaction(self, work: Work[T]) -> T:
+        """Run `work(conn)` in one transaction, again on a new connection when the server
+        went away; raises SharedLedgerError once `patience` has passed without success.
+
+        An exception `work` raises rolls the transaction back and propagates."""
+        started = self._clock.monotonic()
+        failures = 0
+        while True:
+            try:
+                async with self.pool.connection() as conn, conn.transaction():
+                    self.transactions += 1
+                    return await work(conn)
+            except RETRYABLE as exc:
+                waited = self._clock.monotonic() - started
+                if waited >= self._patience:
+                    raise SharedLedgerError(
+                        f"{self._where} could not be reached for {waited:.0f} s ({exc}); the "
+                        "run stopped with every record in place",
+                        hint="run the same command once PostgreSQL is back to resume",
+                    ) from exc
+                pause = RETRY_PAUSES[min(failures, len(RETRY_PAUSES) - 1)]
+                failures += 1
+                log.info("shared ledger unavailable (%s); trying again in %.2f s", exc, pause)
+                await self._clock.sleep(pause)
+
+
+async def open_pool(conninfo: str, *, max_size: int = 8) -> AsyncConnectionPool:
+    """An open pool on `conninfo` (libpq rules: PGPASSWORD, ~/.pgpass apply); connections
+    are checked before use, so one a restart broke is replaced, not handed out."""
+    pool = AsyncConnectionPool(conninfo, min_size=1, max_size=max_size, open=False,
+                               check=AsyncConnectionPool.check_connection,
+                               kwargs={"autocommit": True})
+    await pool.open(wait=False)
+    return pool

@@ -1,0 +1,292 @@
+"""The shared ledger on a real PostgreSQL 15: schema and migrations, the events store against
+the JSONL ledger, claims, leases and fencing, the cluster-wide unknown-POST rule, the
+batch-wide places, reconnection, the CLI's refusals, and two real runner processes finishing
+one batch with every body posted once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from runner.cli import main
+from runner.clock import REAL_CLOCK, Clock
+from runner.cluster import (
+    SCHEMA_VERSION,
+    Coordinator,
+    Database,
+    PostgresLedger,
+    migrate,
+    open_pool,
+)
+from runner.errors import FencedError
+from runner.ledger import Finished, Intended, JsonlLedger, Outcome, Submitted, replay
+from tests.helpers.runs import background_simulator, finish, start_run, t2v_jobs, write_manifest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BATCH = "/batches/one"
+
+
+def _batch_row(url: str, jobs: list[str], location: str = BATCH) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute("INSERT INTO kb_batches (location, manifest, manifest_sha256, plan) "
+                     "VALUES (%s, 'm.yaml', 'sha', '[]') ON CONFLICT DO NOTHING", (location,))
+        for n, job in enumerate(jobs):
+            conn.execute("INSERT INTO kb_jobs (batch, job, position) VALUES (%s, %s, %s)",
+                         (location, job, n))
+
+
+@pytest.fixture
+async def pool(pg_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    pool = await open_pool(pg_url)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _coordinator(pool: AsyncConnectionPool, *, concurrency: int = 8, lease: float = 30.0,
+                 clock: Clock = REAL_CLOCK) -> Coordinator:
+    return Coordinator(Database(pool, clock=clock, patience=10.0), batch=BATCH,
+                       account="sim|acct", concurrency=concurrency, lease=lease, clock=clock)
+
+
+def _intent(job: str, body: dict[str, Any]) -> Intended:
+    return Intended(job=job, attempt=1, model="model_kling-v2-1-pro", params=body, body=body)
+
+
+# -- schema -------------------------------------------------------------------------------
+
+
+def test_migrations_fresh_rerun_and_concurrent(pg_url: str) -> None:
+    errors: list[BaseException] = []
+    befores: list[int] = []
+
+    def start() -> None:
+        try:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                befores.append(migrate(conn))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(befores) == [0, SCHEMA_VERSION, SCHEMA_VERSION, SCHEMA_VERSION]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert migrate(conn) == SCHEMA_VERSION  # a re-run applies nothing
+        rows = conn.execute("SELECT version FROM kb_schema ORDER BY version").fetchall()
+    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+
+
+async def test_events_replay_like_the_jsonl_ledger(pg_url: str, tmp_path: Path) -> None:
+    (tmp_path / "ledger.jsonl").write_bytes((FIXTURES / "ledger-0.1.jsonl").read_bytes())
+    events = list(JsonlLedger(tmp_path).read_events())
+    assert len(events) > 10
+    _batch_row(pg_url, [])
+    store = PostgresLedger(pg_url, BATCH)
+    await store.append_many(events[:5])
+    await store.append_many(events[5:])
+    back = list(store.read_events())
+    assert back == events
+    assert replay(back) == replay(events)
+
+
+# -- claims, leases, fencing ------------------------------------------------------------
+
+
+async def test_two_runners_claim_disjoint_jobs(pool: AsyncConnectionPool, pg_url: str) -> None:
+    jobs = [f"j{n:02d}" for n in range(20)]
+    _batch_row(pg_url, jobs)
+    a, b = _coordinator(pool), _coordinator(pool)
+    await a.register()
+    await b.register()
+    got: dict[str, list[str]] = {}
+
+    async def take(name: str, coord: Coordinator) -> None:
+        claims: list[str] = []
+        for _ in range(5):
+            claims += [c.job for c in await coord.claim(3)]
+        got[name] = claims
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take, "a", a)
+        tg.start_soon(take, "b", b)
+    assert not set(got["a"]) & set(got["b"])
+    assert sorted(got["a"] + got["b"]) == jobs
+    assert await a.claim(5) == []
+
+
+async def test_a_lapsed_lease_is_taken_over_and_the_old_owner_fenced(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    _batch_row(pg_url, ["knight"])
+    a, b = _coordinator(pool), _coordinator(pool)
+    await a.register()
+    await b.register()
+    [claim] = await a.claim(1)
+    await a.record(_intent("knight", {"prompt": "x"}))
+    assert await b.claim(1) == []  # a's lease runs
+    async with pool.connection() as conn:  # a stops heartbeating: its lease lapses
+        await conn.execute("UPDATE kb_runners SET lease_until = now() - interval '1 s' "
+                           "WHERE id = %s", (a.id,))
+    [taken] = await b.claim(1)
+    assert taken.takeover and taken.token > claim.token
+    with pytest.raises(FencedError):
+        await a.record(Submitted(job="knight", job_id="job_1", model="m", attempt=1))
+    with pytest.raises(FencedError):
+        await a.check_fence("knight")
+    await b.record(Submitted(job="knight", job_id="job_1", model="m", attempt=1))
+    kinds = [type(e).__name__ for e in await b.events_of(["knight"])]
+    assert kinds == ["Intended", "Submitted"]  # nothing of a's after the takeover
+
+
+async def test_one_body_in_the_air_per_account_across_runners(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    _batch_row(pg_url, ["one", "two"])
+    waits = anyio.Event()
+
+    async def noted_sleep(seconds: float) -> None:
+        waits.set()
+        await anyio.sleep(0.01)
+
+    a = _coordinator(pool)
+    b = _coordinator(pool, clock=Clock(sleep=noted_sleep))
+    for coord in (a, b):
+        await coord.register()
+    await a.claim(1)
+    await b.claim(1)
+    body = {"prompt": "same"}
+    await a.record(_intent("one", body))
+    done = anyio.Event()
+
+    async def second() -> None:
+        await b.record(_intent("two", body))
+        done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(second)
+        await waits.wait()  # b found the body in the air and waits
+        assert not done.is_set()
+        assert [type(e) for e in await a.events_of(["two"])] == []
+        await a.record(Submitted(job="one", job_id="job_a", model="m", attempt=1))
+        await done.wait()
+    assert len(await b.events_of(["two"])) == 1
+
+
+async def test_batch_wide_places_are_never_exceeded(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    _batch_row(pg_url, ["j0", "j1", "j2"])
+    waited = anyio.Event()
+
+    async def noted_sleep(seconds: float) -> None:
+        waited.set()
+        await anyio.sleep(0.01)
+
+    a = _coordinator(pool, concurrency=2)
+    b = _coordinator(pool, concurrency=2, clock=Clock(sleep=noted_sleep))
+    for coord in (a, b):
+        await coord.register()
+    await a.claim(2)
+    await b.claim(1)
+    await a.record(_intent("j0", {"p": 0}))
+    await a.record(_intent("j1", {"p": 1}))
+
+    async def in_flight() -> int:
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT count(*) FROM kb_jobs WHERE in_flight")
+            row = await cur.fetchone()
+            return int(row[0]) if row else -1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(b.record, _intent("j2", {"p": 2}))
+        await waited.wait()
+        assert await in_flight() == 2
+        await a.record(Finished(job="j0", job_id="job_0", outcome=Outcome.SUCCEEDED,
+                                status="success"))
+    assert await in_flight() == 2  # j1 and j2
+
+
+async def test_transactions_ride_out_terminated_connections(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    _batch_row(pg_url, ["j"])
+    coord = _coordinator(pool)
+    await coord.register()
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                      "datname = current_database() AND pid <> pg_backend_pid()")
+    [claim] = await coord.claim(1)  # on a new connection
+    assert claim.job == "j"
+    await coord.heartbeat()
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_object_store_output_without_a_ledger_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KLING_BATCH_LEDGER", raising=False)
+    manifest = write_manifest(tmp_path, t2v_jobs(1))
+    assert main(["run", str(manifest), "-o", "s3://bucket/prefix", "--simulate"]) == 2
+    assert "--ledger" in capsys.readouterr().err
+
+
+def test_another_manifest_for_the_same_location_is_refused(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = write_manifest(tmp_path / "a", t2v_jobs(1))
+    second = write_manifest(tmp_path / "b", t2v_jobs(2, prefix="other"))
+    out = tmp_path / "out"
+    assert main(["run", str(first), "-o", str(out), "--ledger", pg_url, "--simulate",
+                 "-q", "--settle", "0.5"]) == 0
+    assert main(["run", str(second), "-o", str(out), "--ledger", pg_url, "--simulate",
+                 "-q"]) == 2
+    assert "another manifest" in capsys.readouterr().err
+
+
+def test_a_bad_ledger_url_is_refused(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, t2v_jobs(1))
+    with pytest.raises(SystemExit):
+        main(["run", str(manifest), "--lease"])
+    assert main(["run", str(manifest), "--ledger", "mysql://x", "--simulate"]) == 2
+    assert main(["run", str(manifest), "--ledger", "postgresql://kling:kling@127.0.0.1:1/x",
+                 "--simulate"]) == 2
+
+
+# -- two real runners, one batch -----------------------------------------------------------
+
+
+def test_two_runner_processes_finish_one_batch_posting_each_body_once(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = t2v_jobs(16)
+    manifest = write_manifest(tmp_path / "m", jobs)
+    out = tmp_path / "out"
+    extra = ("--ledger", pg_url, "--concurrency", "3", "--lease", "5")
+    with background_simulator() as sim:
+        runners = [start_run(manifest, out, sim, *extra) for _ in range(2)]
+        logs = [finish(proc, out, timeout=240) for proc in runners]
+        stats = sim.stats.to_json()
+    assert [p.returncode for p in runners] == [0, 0], logs[-1]
+    assert stats["jobsCreated"] == 16
+    assert sorted(stats["submissionsByFingerprint"].values()) == [1] * 16
+    assert stats["maxJobsInFlight"] <= 3
+    assert main(["status", str(out), "--ledger", pg_url, "--json"]) == 0
+    views = json.loads(capsys.readouterr().out)
+    assert [v["state"] for v in views] == ["succeeded"] * 16
+    assert all((out / v["assets"][0]["path"]).is_file() for v in views)
