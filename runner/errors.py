@@ -11,8 +11,12 @@
     ├── HaltError                   the run stopped on purpose (exit 3), resumable
     │   ├── LedgerWriteError        the ledger could not be written (disk full): stop now
     │   │   └── SharedLedgerError   the shared ledger (PostgreSQL) stayed unreachable
-    │   └── LocalWriteError         a file of the folder could not be written during a run
-    │                               (a video, a superseded move): the run halts
+    │   ├── LocalWriteError         a file of the folder could not be written during a run
+    │   │                           (a video, a superseded move): the run halts
+    │   └── ObjectStoreError        the object store refused or could not be reached, after
+    │       │                       bounded retries: the run halts, resumable
+    │       └── UploadVerificationError  a stored object is not the file that was sent
+    │                               (size or checksum): it was removed; that one file fails
     └── ApiError                    the Scenario API answered badly, or not at all
         ├── TransientApiError       408, 409, 429, 5xx, resets, timeouts: worth retrying
         │   └── RateLimitedError    429 (or a slow-down hint): carries the server's delay
@@ -120,6 +124,23 @@ class LocalWriteError(HaltError):
         self.message = message
         self.needed = needed
         self.cause = cause
+
+
+class ObjectStoreError(HaltError):
+    """The object store answered with an error, or not at all, after bounded retries; `key`
+    is the object concerned, `status` the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, key: str | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+        self.status = status
+
+
+class UploadVerificationError(ObjectStoreError):
+    """The object stored is not the file sent (size, sha256 or the store's own checksum
+    differ), or the file changed on disk while it was sent; the object was removed."""
 
 
 class ApiError(KlingBatchError):

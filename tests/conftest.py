@@ -17,6 +17,7 @@ import pytest
 
 from runner.simulator import Simulator, SimulatorConfig, start_simulator
 from tests.helpers.postgres import fresh_database, url_form
+from tests.helpers.s3 import MotoServer, start_moto
 from tests.helpers.simulator import FAST_CONFIG, SimClient, SimulatorFactory
 
 
@@ -84,3 +85,11 @@ def pg_url() -> Iterator[str]:
     (tests/helpers/postgres.py: fails under CI when unreachable, skips loudly elsewhere)."""
     with fresh_database() as conninfo:
         yield url_form(conninfo)
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3 server in a subprocess, shared by the session (tests take their own
+    bucket: `moto.new_bucket()`)."""
+    with start_moto(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server

@@ -69,7 +69,8 @@ PINNED: dict[str, list[str]] = {
     "runner.outdir": [
         "BATCH_NAME", "INDEX_NAME", "LOCK_NAME", "METADATA_NAME", "PLAN_NAME",
         "POSTERS_DIR", "PROVENANCE_NAME", "SIMULATOR", "SUPERSEDED_DIR", "BatchIdentity",
-        "BatchRecord", "FolderBatch", "IndexEntry", "LockInfo", "PlannedJob",
+        "BatchRecord", "Destination", "Fetch", "FolderBatch", "IndexEntry", "LocalFolder",
+        "LockInfo", "PlannedJob",
         "batch_refusal", "claimed", "complete_moves", "default_index_path",
         "ensure_posters", "file_matches", "file_sha256", "free_space", "fsync_dir",
         "hold_lock", "human_size", "is_new_folder", "metadata_rows", "move_file",
@@ -86,6 +87,14 @@ PINNED: dict[str, list[str]] = {
         "batch_location", "body_key", "check_ledger_url", "connected", "is_ledger_url",
         "migrate", "open_batch", "open_pool", "prepare_shared_run", "read_batch_events",
         "read_shared_batch", "require_batch", "safe_url",
+    ],
+    "runner.objstore": [
+        "DEFAULT_CAPACITY", "DEFAULT_REGION", "SCHEME", "SHA256_META", "ObjectStore",
+        "ObjectStoreDestination", "S3Config", "S3Location", "Spool", "StoreViews",
+        "StoredObject", "UploadTuning", "abort_upload", "b64_digest", "b64_of_hex",
+        "bucket_problem", "client_config", "composite_checksum", "default_spool_dir",
+        "is_object_store_url", "is_transient", "open_store", "planned_jobs",
+        "render_store_views", "stored_object_problem", "stored_videos", "write_store_views",
     ],
     "runner.polling": [
         "CadencePolicy", "Durations", "InFlight", "JobGone", "ListWatcher", "NotFound",

@@ -23,6 +23,7 @@ class HaltReason(enum.Enum):
     FAILURES = "too many jobs failed"
     BUDGET = "the next job would pass the budget"
     DISK = "the output folder could not be written"
+    STORE = "the object store could not be written"
     INTERRUPTED = "interrupted"
 
 

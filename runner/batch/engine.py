@@ -54,10 +54,17 @@ from runner.batch.window import opening_window
 from runner.batch.work import work_items
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState, RemoteAsset
-from runner.errors import EXIT_HALTED, EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK, ApiError
+from runner.errors import (
+    EXIT_HALTED,
+    EXIT_INTERRUPTED,
+    EXIT_JOBS_FAILED,
+    EXIT_OK,
+    ApiError,
+    KlingBatchError,
+)
 from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
 from runner.manifest import Manifest
-from runner.outdir import hold_lock, write_failure, write_metadata, writing
+from runner.outdir import Destination, hold_lock, write_failure, write_metadata, writing
 from runner.polling import CadencePolicy, Durations, ListWatcher, PollMode, PollPolicy
 from runner.reconcile import Reconciler
 from runner.schemas import SchemaRegistry
@@ -201,13 +208,16 @@ def live_state(prepared: PreparedRun, clock: Clock) -> Live:
 
 async def run_batch(
     prepared: PreparedRun, live: Live, *, registry: SchemaRegistry, endpoint: Endpoint,
-    clock: Clock, shared: Coordination | None = None,
+    clock: Clock, shared: Coordination | None = None, destination: Destination | None = None,
 ) -> RunResult:
     """Run the batch; the ledger and metadata.jsonl are complete however it ends.
 
     With `shared`, the batch is a shared ledger's: events go through its fenced writes and
     jobs arrive as this runner claims them; without, the folder's ledger and its items.
-    """
+
+    `destination`: where the videos go (default: the output folder itself); one that is
+    not the folder (an object store) also gets the batch's views when the run ends without
+    being interrupted (`Destination.publish`)."""
     options = prepared.options
     ledger: JsonlLedger | None = None
     writer: LedgerWriter | None = None
@@ -236,7 +246,8 @@ async def run_batch(
                                    registry=registry, client=client, lookup=lookup,
                                    cdn_session=cdn_session, watcher=watcher,
                                    plan_cap=plan_cap, clock=clock, claimed=claimed,
-                                   before_post=None if shared is None else shared.before_post)
+                                   before_post=None if shared is None else shared.before_post,
+                                   destination=destination)
             if watcher is not None:
                 tg.start_soon(watcher.run)
             try:
@@ -258,6 +269,8 @@ async def run_batch(
             with anyio.CancelScope(shield=True):
                 records = await shared.final_records()
         _rewrite_metadata(prepared, live, records)
+    if destination is not None:
+        await _publish(destination, prepared, live, records)
     ending = live.control.ending
     return RunResult(exit_code_for(prepared.manifest.jobs, records, ending), ending, records)
 
@@ -282,11 +295,25 @@ def _rewrite_metadata(
                               f"{write_failure(exc, out_dir)}")
 
 
+async def _publish(
+    destination: Destination, prepared: PreparedRun, live: Live,
+    records: Mapping[str, JobRecord],
+) -> None:
+    """The batch's views where its videos are; a failure is said, never how the run ended
+    (`report` writes them again)."""
+    try:
+        await destination.publish(records, prepared.manifest.jobs,
+                                  JsonlLedger(prepared.options.out_dir).read_events())
+    except KlingBatchError as exc:
+        live.progress.note(f"the views were not written to {destination.describe()}: {exc}")
+
+
 def _scheduler(
     *, prepared: PreparedRun, live: Live, book: JobBook, registry: SchemaRegistry,
     client: ScenarioClient, lookup: AssetLookup, cdn_session: aiohttp.ClientSession,
     watcher: ListWatcher | None, plan_cap: int | None, clock: Clock, claimed: set[str],
     before_post: Callable[[str], Awaitable[None]] | None,
+    destination: Destination | None = None,
 ) -> Scheduler:
     options, note, control = prepared.options, live.progress.note, live.control
     records = prepared.records.values()
@@ -304,7 +331,8 @@ def _scheduler(
 
     follower = Follower(book=book, get_job=client.get_job, watcher=watcher,
                         policy=options.poll, fetch=fetch, locate=lookup,
-                        out_dir=options.out_dir, note=note, clock=clock, halt=control.halt_for)
+                        out_dir=options.out_dir, note=note, clock=clock, halt=control.halt_for,
+                        destination=destination)
     submitter = Submitter(
         book=book, make_body=make_body, generate=client.generate,
         price=CostEstimator(client) if options.budget is not None else None,

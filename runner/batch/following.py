@@ -24,7 +24,14 @@ from runner.batch.book import JobBook
 from runner.batch.control import HaltReason, halt_reason_for
 from runner.clock import Clock
 from runner.domain import JobSpec, JobState, RemoteAsset, RemoteJob, RemoteStatus
-from runner.errors import ApiError, LocalWriteError, PermanentApiError, TransientApiError
+from runner.errors import (
+    ApiError,
+    LocalWriteError,
+    ObjectStoreError,
+    PermanentApiError,
+    TransientApiError,
+    UploadVerificationError,
+)
 from runner.ledger import (
     Downloaded,
     DownloadFailed,
@@ -36,7 +43,14 @@ from runner.ledger import (
     Superseded,
     TimedOut,
 )
-from runner.outdir import move_file, superseded_relpath, video_relpath, write_failure
+from runner.outdir import (
+    Destination,
+    LocalFolder,
+    move_file,
+    superseded_relpath,
+    video_relpath,
+    write_failure,
+)
 from runner.polling import (
     JobGone,
     ListWatcher,
@@ -77,8 +91,11 @@ class Follower:
         note: Callable[[str], None],
         clock: Clock,
         halt: Callable[[HaltReason, str], None] = lambda _reason, _detail: None,
+        destination: Destination | None = None,
     ) -> None:
         self._book = book
+        # Where verified videos go: the folder itself unless told (an object store).
+        self._destination = destination or LocalFolder(out_dir)
         self._halt = halt
         self._unwritable: str | None = None  # why the folder could not be written
         self._get_job = get_job
@@ -221,8 +238,24 @@ class Follower:
         self, spec: JobSpec, asset_id: str, index: int, count: int, known: RemoteAsset | None
     ) -> bool:
         rel = video_relpath(spec.id, index, count)
+
+        def fetch(dest: Path) -> Awaitable[DownloadedFile]:
+            return self._fetch(asset_id, dest, known)
+
         try:
-            got = await self._fetch(asset_id, self._out_dir / rel, known)
+            got = await self._destination.place(rel, fetch, known.size if known else None)
+        except UploadVerificationError as exc:  # that one file: the next run fetches it again
+            await self._book.record(DownloadFailed(job=spec.id, asset_id=asset_id,
+                                                   error=f"not stored: {exc}"))
+            self._note(f"{spec.id}: {exc}")
+            return False
+        except ObjectStoreError as exc:  # the store is unreachable or refuses: halt, once
+            detail = f"{self._destination.describe()}: {exc}"
+            self._unwritable = self._unwritable or detail
+            self._halt(HaltReason.STORE, detail)
+            await self._book.record(DownloadFailed(job=spec.id, asset_id=asset_id,
+                                                   error=f"not stored: {detail}"))
+            return False
         except ApiError as exc:
             await self._book.record(DownloadFailed(job=spec.id, asset_id=asset_id,
                                                    error=str(exc)))

@@ -2,7 +2,8 @@
 leaves there — plan.jsonl, the videos and metadata.jsonl, each written atomically (`files`)
 — what batch the folder holds (`batch`: one manifest, one API origin), the per-user index
 of batches (`index`), the batch's provenance (`provenance`: provenance.json) and the
-report's posters (`posters`)."""
+report's posters (`posters`), and where videos are placed (`destination`: the folder
+itself, or another `Destination` such as an object store)."""
 
 from runner.outdir.batch import (
     BATCH_NAME,
@@ -14,6 +15,7 @@ from runner.outdir.batch import (
     read_batch,
     write_batch,
 )
+from runner.outdir.destination import Destination, Fetch, LocalFolder
 from runner.outdir.files import (
     METADATA_NAME,
     PLAN_NAME,
@@ -67,8 +69,11 @@ __all__ = [
     "SUPERSEDED_DIR",
     "BatchIdentity",
     "BatchRecord",
+    "Destination",
+    "Fetch",
     "FolderBatch",
     "IndexEntry",
+    "LocalFolder",
     "LockInfo",
     "PlannedJob",
     "batch_refusal",

@@ -15,7 +15,7 @@ job's ledger record (what happened):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,19 +103,23 @@ def job_views(
     plan: Iterable[PlannedJob],
     records: Mapping[str, JobRecord],
     registry: SchemaRegistry | None = None,
+    *,
+    present: Callable[[JobRecord | None], bool] | None = None,
 ) -> list[JobView]:
     """A view per planned job (plan order), then per ledger job no longer in the plan.
 
     Reads nothing but the sizes of the recorded files under `directory` (for the next
-    action: a succeeded job whose file is gone is downloaded again).
+    action: a succeeded job whose file is gone is downloaded again); `present` replaces
+    that check where the files live elsewhere (an object store's listing).
     """
+    present = present or (lambda record: files_present(directory, record))
     views: list[JobView] = []
     seen: set[str] = set()
     for job in plan:
         seen.add(job.id)
         record = records.get(job.id)
         decision = decide(job.model, job.params, record,
-                          files_ok=files_present(directory, record))  # fmt: skip
+                          files_ok=present(record))  # fmt: skip
         views.append(job_view(job.id, job, record, decision, registry))
     views.extend(
         job_view(job_id, None, record, None, registry)
