@@ -27,11 +27,13 @@ import hashlib
 import json
 import random
 import urllib.request
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.helpers.cluster import (
@@ -56,23 +58,76 @@ CONCURRENCY = 6
 LEASE = 3  # seconds: short, so a takeover happens within the test's patience
 
 
+class Target:
+    """Where the batch's videos go, and the test's own reader of it."""
+
+    spec: str  # what -o says
+
+    def videos(self) -> set[str]:
+        """Every video file there, relative to the batch's root."""
+        raise NotImplementedError
+
+    def read(self, path: str) -> bytes:
+        raise NotImplementedError
+
+
+class FolderTarget(Target):
+    """A shared file system: every runner writes into one folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.spec = str(folder)
+
+    def videos(self) -> set[str]:
+        root = self.folder / "videos"
+        found = root.rglob("*") if root.is_dir() else iter(())
+        return {p.relative_to(self.folder).as_posix() for p in found if p.is_file()}
+
+    def read(self, path: str) -> bytes:
+        return (self.folder / path).read_bytes()
+
+
+class BucketTarget(Target):
+    """A prefix in a bucket of moto's S3 server, read with a boto3 client of its own."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client, self.bucket, self.prefix = client, bucket, prefix
+        self.spec = f"s3://{bucket}/{prefix}"
+
+    def videos(self) -> set[str]:
+        found: set[str] = set()
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/videos/"):
+            found.update(item["Key"].removeprefix(f"{self.prefix}/")
+                         for item in page.get("Contents", []))
+        return found
+
+    def read(self, path: str) -> bytes:
+        reply = self.client.get_object(Bucket=self.bucket, Key=f"{self.prefix}/{path}")
+        return bytes(reply["Body"].read())
+
+
 @dataclass
 class Bed:
     """What one test's runners share, besides the simulator."""
 
     folder: Path
     ledger: str  # postgresql://… of a fresh database
-    bucket: str
-    s3_env: dict[str, str]  # AWS_ENDPOINT_URL and credentials of the S3 server
-    s3: Any  # a boto3 S3 client on the same server (the test's own reader)
-
-    def target(self, prefix: str = "batch") -> str:
-        return f"s3://{self.bucket}/{prefix}"
+    target: Target
+    env: dict[str, str]  # AWS_* of the S3 server (empty for a folder)
 
 
-@pytest.fixture
-def bed(tmp_path: Path, postgres_url: str, s3_bucket: Any) -> Iterator[Bed]:
-    yield Bed(tmp_path, postgres_url, s3_bucket.name, dict(s3_bucket.env), s3_bucket.client)
+@pytest.fixture(params=["s3"])
+def bed(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> Bed:
+    """A fresh database and, by the test's parameter, a fresh bucket prefix or a folder."""
+    if request.param == "folder":
+        return Bed(tmp_path, pg_url, FolderTarget(tmp_path / "shared"), {})
+    moto = request.getfixturevalue("moto")
+    bucket = moto.new_bucket("runners")
+    return Bed(tmp_path, pg_url, BucketTarget(moto.client(), bucket, "batch"), moto.env())
+
+
+both_targets = pytest.mark.parametrize("bed", ["s3", "folder"], indirect=True)
 
 
 def start_cluster(bed: Bed, jobs: list[dict[str, Any]], *, seed: int, runners: int,
@@ -81,8 +136,8 @@ def start_cluster(bed: Bed, jobs: list[dict[str, Any]], *, seed: int, runners: i
     manifest = write_manifest(bed.folder, jobs)
     sim = SimulatorProcess(bed.folder, seed=seed, job_seconds=(0.3, 1.0),
                            faults=AFTER_CREATE_FAULTS if faults is None else faults)
-    cluster = Cluster(bed.folder, sim, manifest, bed.target(), bed.ledger,
-                      env={**bed.s3_env, **(env or {})},
+    cluster = Cluster(bed.folder, sim, manifest, bed.target.spec, bed.ledger,
+                      env={**bed.env, **(env or {})},
                       flags=["--concurrency", str(CONCURRENCY), "--lease", str(LEASE)])
     cluster.add(runners)
     return cluster
@@ -109,30 +164,49 @@ def finish_batch(cluster: Cluster, timeout: float = 300) -> dict[str, int]:
     return codes
 
 
-def verify_bucket(bed: Bed, rows: list[dict[str, Any]], prefix: str = "batch") -> int:
-    """Download every video object under the prefix and check it against `status --json`;
-    the number of files verified."""
-    listed: set[str] = set()
-    paginator = bed.s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bed.bucket, Prefix=f"{prefix}/videos/"):
-        listed.update(item["Key"] for item in page.get("Contents", []))
-    expected: dict[str, tuple[int, str]] = {}
-    for row in rows:
-        for asset in row["assets"]:
-            expected[f"{prefix}/{asset['path']}"] = (asset["bytes"], asset["sha256"])
-    assert listed == set(expected), {"stray": sorted(listed - set(expected)),
-                                     "missing": sorted(set(expected) - listed)}
-    for key, (size, sha256) in expected.items():
-        data = bed.s3.get_object(Bucket=bed.bucket, Key=key)["Body"].read()
-        assert (len(data), hashlib.sha256(data).hexdigest()) == (size, sha256), key
+def verify_videos(target: Target, rows: list[dict[str, Any]]) -> int:
+    """Read every video file of the target back and check it against `status --json`; the
+    number of files verified. No file may be missing, and no other video may be there."""
+    expected = {asset["path"]: (asset["bytes"], asset["sha256"])
+                for row in rows for asset in row["assets"]}
+    found = target.videos()
+    assert found == set(expected), {"stray": sorted(found - set(expected)),
+                                    "missing": sorted(set(expected) - found)}
+    for path, (size, sha256) in expected.items():
+        data = target.read(path)
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (size, sha256), path
     return len(expected)
 
 
-def verify_metadata(bed: Bed, rows: list[dict[str, Any]], prefix: str = "batch") -> None:
-    """`metadata.jsonl` at the prefix names every video, relative to the prefix."""
-    body = bed.s3.get_object(Bucket=bed.bucket, Key=f"{prefix}/metadata.jsonl")["Body"].read()
-    names = {json.loads(line)["file_name"] for line in body.decode().splitlines() if line}
+def verify_metadata(target: Target, rows: list[dict[str, Any]]) -> None:
+    """`metadata.jsonl` at the batch's root names every video, relative to the root."""
+    lines = target.read("metadata.jsonl").decode().splitlines()
+    names = {json.loads(line)["file_name"] for line in lines if line}
     assert names == {asset["path"] for row in rows for asset in row["assets"]}
+
+
+def event_lines(ledger: str) -> list[dict[str, Any]]:
+    """Every event of the database's batches, in order (the store's own table)."""
+    with psycopg.connect(ledger) as conn:
+        rows = conn.execute("SELECT line FROM kb_events ORDER BY seq").fetchall()
+    return [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in rows]
+
+
+def verify_events(ledger: str) -> None:
+    """No job's history says it twice: one jobId per job (never posted again), at most one
+    outcome and one download. A runner that recorded over a job's new owner (an unfenced
+    write after a takeover) shows up here."""
+    kinds: dict[str, Counter[str]] = defaultdict(Counter)
+    job_ids: dict[str, set[str]] = defaultdict(set)
+    for line in event_lines(ledger):
+        kinds[line["job"]][line["event"]] += 1
+        if line["event"] == "submitted" and line.get("jobId"):
+            job_ids[line["job"]].add(line["jobId"])
+    doubled = {job: dict(c) for job, c in kinds.items()
+               if c["succeeded"] > 1 or c["downloaded"] > 1}
+    assert doubled == {}, doubled
+    reposted = {job: ids for job, ids in job_ids.items() if len(ids) != 1}
+    assert reposted == {}, reposted
 
 
 def assert_accounted(bed: Bed, cluster: Cluster, jobs: list[dict[str, Any]]) -> Accounting:
@@ -150,13 +224,15 @@ def assert_accounted(bed: Bed, cluster: Cluster, jobs: list[dict[str, Any]]) -> 
     created = {job["jobId"] for job in cluster.sim.stats()["jobs"]}
     adopted = [r["jobId"] for r in rows]
     assert len(set(adopted)) == len(adopted) and set(adopted) == created
-    verified = verify_bucket(bed, rows)
+    verified = verify_videos(bed.target, rows)
     assert verified == len(rows)
-    verify_metadata(bed, rows)
-    print(f"accounting: {books.summary()}; {verified} files verified in the bucket")
+    verify_metadata(bed.target, rows)
+    verify_events(bed.ledger)
+    print(f"accounting: {books.summary()}; {verified} files verified at {bed.target.spec}")
     return books
 
 
+@both_targets
 def test_three_runners_one_killed_halfway_finish_the_batch(
     bed: Bed, clusters: list[Cluster]
 ) -> None:
@@ -174,6 +250,20 @@ def test_three_runners_one_killed_halfway_finish_the_batch(
     assert_accounted(bed, cluster, jobs)
 
 
+def test_runners_join_a_batch_in_progress(bed: Bed, clusters: list[Cluster]) -> None:
+    """A second machine joins while the first is submitting: joining writes the batch's
+    rows while the first runner takes places, and neither may fail for it."""
+    jobs = cluster_jobs(30)
+    cluster = start_cluster(bed, jobs, seed=9, runners=1)
+    clusters.append(cluster)
+    wait_for_created(cluster.sim, 3, cluster=cluster)
+    cluster.add(3)
+    codes = cluster.wait_all(300)
+    assert set(codes.values()) == {0}, (codes, cluster.logs()[-6000:])
+    assert_accounted(bed, cluster, jobs)
+
+
+@both_targets
 def test_sigkill_at_random_moments_repeatedly(bed: Bed, clusters: list[Cluster]) -> None:
     """Four SIGKILLs at seeded moments of the batch's progress, each to a runner picked at
     random and restarted at once; then the batch finishes with nothing lost or paid twice."""
