@@ -85,8 +85,6 @@ def pg_url() -> Iterator[str]:
     (tests/helpers/postgres.py: fails under CI when unreachable, skips loudly elsewhere)."""
     with fresh_database() as conninfo:
         yield url_form(conninfo)
-
-
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     """moto's S3 server in a subprocess, shared by the session (tests take their own

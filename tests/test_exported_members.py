@@ -94,7 +94,8 @@ PINNED: dict[str, list[str]] = {
         "StoredObject", "UploadTuning", "abort_upload", "b64_digest", "b64_of_hex",
         "bucket_problem", "client_config", "composite_checksum", "default_spool_dir",
         "is_object_store_url", "is_transient", "open_store", "planned_jobs",
-        "render_store_views", "stored_object_problem", "stored_videos", "write_store_views",
+        "render_store_views", "stored_assets", "stored_object_problem", "stored_videos",
+        "write_store_views",
     ],
     "runner.polling": [
         "CadencePolicy", "Durations", "InFlight", "JobGone", "ListWatcher", "NotFound",

@@ -28,7 +28,7 @@ from runner.objstore import (
     open_store,
     stored_object_problem,
 )
-from tests.helpers.faultproxy import Fault, FaultRule, start_fault_proxy
+from tests.helpers.faultproxy import Fault, FaultRule, background_fault_proxy, start_fault_proxy
 from tests.helpers.s3 import MotoServer
 
 MiB = 1024 * 1024
@@ -379,3 +379,22 @@ def test_a_spool_clears_what_dead_runners_left(tmp_path: Path) -> None:
     spool = Spool(root, capacity=10).open()
     assert sorted(p.name for p in root.iterdir()) == sorted([str(os.getppid()),
                                                              spool.directory.name])
+
+
+def test_the_fault_proxy_serves_synchronous_clients_from_a_thread(moto: MotoServer) -> None:
+    """The helper the multi-process tests use: rules added while it runs, faults counted."""
+    from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+
+    bucket = moto.new_bucket()
+    with background_fault_proxy(moto.endpoint,
+                                FaultRule(Fault.SLOW_DOWN, method="PUT")) as proxy:
+        client = moto.client(proxy.url, attempts=1)
+        with pytest.raises(ClientError, match="SlowDown"):
+            client.put_object(Bucket=bucket, Key="k", Body=b"v")
+        client.put_object(Bucket=bucket, Key="k", Body=b"v")  # the rule was spent
+        proxy.add(FaultRule(Fault.RESET, method="GET", path_contains="/k"))
+        with pytest.raises((ConnectionClosedError, EndpointConnectionError)):
+            client.get_object(Bucket=bucket, Key="k")
+        assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+    assert [s.method for s in proxy.seen] == ["PUT", "PUT", "GET", "GET"]
+    assert [rule.fault for rule, _ in proxy.fired] == [Fault.SLOW_DOWN, Fault.RESET]

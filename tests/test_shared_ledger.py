@@ -6,7 +6,12 @@ one batch with every body posted once."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,11 +32,41 @@ from runner.cluster import (
     open_pool,
 )
 from runner.errors import FencedError
-from runner.ledger import Finished, Intended, JsonlLedger, Outcome, Submitted, replay
-from tests.helpers.runs import background_simulator, finish, start_run, t2v_jobs, write_manifest
+from runner.ledger import (
+    Finished,
+    Intended,
+    JsonlLedger,
+    Outcome,
+    Submitted,
+    replay,
+    to_line,
+)
+from runner.simulator import Simulator
+from tests.helpers.runs import (
+    FAST_RUN,
+    REPO,
+    background_simulator,
+    finish,
+    start_run,
+    t2v_jobs,
+    write_manifest,
+)
+from tests.helpers.s3 import MotoServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BATCH = "/batches/one"
+
+
+def start_run_to(manifest: Path, target: str, sim: Simulator, *extra: str,
+                 log: Path) -> subprocess.Popen[bytes]:
+    """A real `run` process into `target` (any -o: an s3:// URL too)."""
+    env = {**os.environ, "SCENARIO_SDK_API_KEY": "k", "SCENARIO_SDK_API_SECRET": "s",
+           "PYTHONPATH": str(REPO)}
+    env.pop("SCENARIO_SDK_JWT", None)
+    command = [sys.executable, "-m", "runner", "run", str(manifest), "-o", target,
+               "--base-url", sim.base_url, *FAST_RUN, *extra]
+    with log.open("ab") as sink:
+        return subprocess.Popen(command, env=env, stdout=sink, stderr=sink)
 
 
 def _batch_row(url: str, jobs: list[str], location: str = BATCH) -> None:
@@ -146,7 +181,7 @@ async def test_a_lapsed_lease_is_taken_over_and_the_old_owner_fenced(
     with pytest.raises(FencedError):
         await a.record(Submitted(job="knight", job_id="job_1", model="m", attempt=1))
     with pytest.raises(FencedError):
-        await a.check_fence("knight")
+        await a.check_fence("knight")  # no POST of a job taken over
     await b.record(Submitted(job="knight", job_id="job_1", model="m", attempt=1))
     kinds = [type(e).__name__ for e in await b.events_of(["knight"])]
     assert kinds == ["Intended", "Submitted"]  # nothing of a's after the takeover
@@ -290,3 +325,97 @@ def test_two_runner_processes_finish_one_batch_posting_each_body_once(
     views = json.loads(capsys.readouterr().out)
     assert [v["state"] for v in views] == ["succeeded"] * 16
     assert all((out / v["assets"][0]["path"]).is_file() for v in views)
+
+
+def test_two_runners_into_an_object_store(
+    tmp_path: Path, pg_url: str, moto: MotoServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bucket = moto.new_bucket("shared")
+    target = f"s3://{bucket}/batches/spring/"
+    for name, value in {**moto.env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}.items():
+        monkeypatch.setenv(name, value)
+    manifest = write_manifest(tmp_path / "m", t2v_jobs(6))
+    with background_simulator() as sim:
+        runners = [start_run_to(manifest, target, sim, "--ledger", pg_url, "--concurrency",
+                                "2", log=tmp_path / f"run{n}.log") for n in range(2)]
+        for proc in runners:
+            proc.wait(timeout=240)
+        stats = sim.stats.to_json()
+    assert [p.returncode for p in runners] == [0, 0], (tmp_path / "run0.log").read_text()
+    assert sorted(stats["submissionsByFingerprint"].values()) == [1] * 6
+    keys = {o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {f"batches/spring/videos/clip-{n:03d}.mp4" for n in range(6)} <= keys
+    assert {"batches/spring/metadata.jsonl", "batches/spring/report.html"} <= keys
+    assert main(["status", target, "--ledger", pg_url, "--json"]) == 0
+    views = json.loads(capsys.readouterr().out)
+    assert [v["state"] for v in views] == ["succeeded"] * 6
+    assert {v["next"] for v in views} == {"done: 1 file(s) verified"}
+
+
+async def test_a_runner_back_from_a_pause_keeps_the_jobs_nobody_took(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    _batch_row(pg_url, ["knight"])
+    a = _coordinator(pool)
+    await a.register()
+    await a.claim(1)
+    async with pool.connection() as conn:
+        await conn.execute("UPDATE kb_runners SET lease_until = now() - interval '1 s'")
+    await a.check_fence("knight")  # still its own: the lease is renewed, the POST may go
+    b = _coordinator(pool)
+    await b.register()
+    assert await b.claim(1) == []
+
+
+def test_status_json_from_the_database_matches_the_folders(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path / "m", t2v_jobs(3))
+    out = tmp_path / "out"
+    assert main(["run", str(manifest), "-o", str(out), "--ledger", pg_url, "--simulate",
+                 "-q", "--settle", "0.5"]) == 0
+    capsys.readouterr()
+    assert main(["status", str(out), "--ledger", pg_url, "--json"]) == 0
+    from_db = json.loads(capsys.readouterr().out)
+    location = str(out.resolve())
+    store = PostgresLedger(pg_url, location)
+    (out / "ledger.jsonl").write_bytes(b"".join(
+        json.dumps(line).encode() + b"\n" for line in _lines(store)))
+    assert main(["status", str(out), "--json"]) == 0  # the folder's own ledger now
+    assert json.loads(capsys.readouterr().out) == from_db
+    assert [v["state"] for v in from_db] == ["succeeded"] * 3
+    assert main(["report", str(out), "--ledger", pg_url]) == 0
+    assert (out / "report.html").is_file() and (out / "results.csv").is_file()
+
+
+def _lines(store: PostgresLedger) -> list[dict[str, Any]]:
+    return [to_line(e) for e in store.read_events()]
+
+
+def test_a_killed_runner_s_jobs_are_taken_over_and_each_body_posted_once(
+    tmp_path: Path, pg_url: str
+) -> None:
+    manifest = write_manifest(tmp_path / "m", t2v_jobs(12))
+    out = tmp_path / "out"
+    extra = ("--ledger", pg_url, "--concurrency", "4", "--lease", "2")
+    with background_simulator(job_seconds=(0.5, 1.0)) as sim:
+        first = start_run(manifest, out, sim, *extra)
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            migrate(conn)  # the runner may not have made the schema yet
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                row = conn.execute("SELECT count(*) FROM kb_events WHERE "
+                                   "line->>'event' = 'submitted'").fetchone()
+                if row and row[0] >= 3:
+                    break
+                time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        second = start_run(manifest, out, sim, *extra)
+        log = finish(second, out, timeout=240)
+        stats = sim.stats.to_json()
+    assert second.returncode == 0, log
+    assert "taken over" in log
+    assert sorted(stats["submissionsByFingerprint"].values()) == [1] * 12
+    assert stats["maxJobsInFlight"] <= 4

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +62,7 @@ from runner.errors import (
     ApiError,
     KlingBatchError,
 )
-from runner.ledger import JobRecord, JsonlLedger, LedgerWriter, load_records
+from runner.ledger import Event, JobRecord, JsonlLedger, LedgerWriter, load_records, replay
 from runner.manifest import Manifest
 from runner.outdir import Destination, hold_lock, write_failure, write_metadata, writing
 from runner.polling import CadencePolicy, Durations, ListWatcher, PollMode, PollPolicy
@@ -163,10 +163,14 @@ class Live:
 
 
 @contextmanager
-def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun]:
+def prepare_run(
+    manifest: Manifest, options: RunOptions, *,
+    verified: Callable[[JobRecord], frozenset[str]] | None = None,
+) -> Iterator[PreparedRun]:
     """Lock the folder, check it holds this batch, replay its ledger, decide every job,
     snapshot the plan and make metadata.jsonl whole after a killed run. The lock is held
-    for the block.
+    for the block. `verified(record)`: the asset ids whose files are in place, where the
+    videos are not in the folder (an object store's listing: `runner.objstore`).
 
     Raises LockedError (another runner holds the folder), FolderError (it cannot be
     written) or UsageError (another batch's folder, a manifest already run elsewhere,
@@ -184,7 +188,8 @@ def prepare_run(manifest: Manifest, options: RunOptions) -> Iterator[PreparedRun
         manifest = dataclasses.replace(manifest, jobs=jobs)
         items = work_items(manifest.jobs, records, options.out_dir,
                            retry_failed=options.retry_failed,
-                           redo=lambda job: options.redo_changed or job in options.redo_ids)
+                           redo=lambda job: options.redo_changed or job in options.redo_ids,
+                           verified=verified)
         tidied = refresh_folder(out_dir, batch, manifest.jobs, records)
         warnings = (*moved, *tidied, *remember_batch(options, wanted))
         yield PreparedRun(manifest, options, items, records,
@@ -214,23 +219,17 @@ async def run_batch(
 
     With `shared`, the batch is a shared ledger's: events go through its fenced writes and
     jobs arrive as this runner claims them; without, the folder's ledger and its items.
-
     `destination`: where the videos go (default: the output folder itself); one that is
     not the folder (an object store) also gets the batch's views when the run ends without
     being interrupted (`Destination.publish`)."""
     options = prepared.options
-    ledger: JsonlLedger | None = None
-    writer: LedgerWriter | None = None
-    sink: EventSink
-    if shared is None:
-        ledger = JsonlLedger(options.out_dir)
-        writer = LedgerWriter(ledger, describe=lambda exc: write_failure(exc, options.out_dir))
-        sink, serve = writer, writer.run
-    else:
-        sink, serve = shared, shared.serve
+    ledger = JsonlLedger(options.out_dir) if shared is None else None
+    writer = None if ledger is None else LedgerWriter(
+        ledger, describe=lambda exc: write_failure(exc, options.out_dir))
+    sink: EventSink = writer if writer is not None else _present(shared)
+    serve = writer.run if writer is not None else _present(shared).serve
     book = JobBook(sink, prepared.records,
                    (live.progress.observe, count_failures(live.control.count_failure)))
-    records: Mapping[str, JobRecord] = book.records
     try:
         async with api_sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
             tg.start_soon(serve)
@@ -265,14 +264,30 @@ async def run_batch(
     finally:
         if ledger is not None:
             ledger.close()
-        if shared is not None:
-            with anyio.CancelScope(shield=True):
-                records = await shared.final_records()
+        records, events = await _final_records(prepared, book.records, shared)
         _rewrite_metadata(prepared, live, records)
     if destination is not None:
-        await _publish(destination, prepared, live, records)
+        await _publish(destination, prepared, live, records, events)
     ending = live.control.ending
     return RunResult(exit_code_for(prepared.manifest.jobs, records, ending), ending, records)
+
+
+def _present(shared: Coordination | None) -> Coordination:
+    if shared is None:
+        raise ValueError("a run without a folder ledger needs a shared one")  # never
+    return shared
+
+
+async def _final_records(
+    prepared: PreparedRun, records: Mapping[str, JobRecord], shared: Coordination | None
+) -> tuple[Mapping[str, JobRecord], Iterable[Event]]:
+    """Every job's record as the run ends, and the ledger's events (read lazily from the
+    folder; the shared ledger's, read now, shielded: the run may be being cancelled)."""
+    if shared is None:
+        return records, JsonlLedger(prepared.options.out_dir).read_events()
+    with anyio.CancelScope(shield=True):
+        events = await shared.final_events()
+    return replay(events), events
 
 
 def _claimed_job_ids(records: Mapping[str, JobRecord]) -> set[str]:
@@ -297,13 +312,12 @@ def _rewrite_metadata(
 
 async def _publish(
     destination: Destination, prepared: PreparedRun, live: Live,
-    records: Mapping[str, JobRecord],
+    records: Mapping[str, JobRecord], events: Iterable[Event],
 ) -> None:
     """The batch's views where its videos are; a failure is said, never how the run ended
     (`report` writes them again)."""
     try:
-        await destination.publish(records, prepared.manifest.jobs,
-                                  JsonlLedger(prepared.options.out_dir).read_events())
+        await destination.publish(records, prepared.manifest.jobs, events)
     except KlingBatchError as exc:
         live.progress.note(f"the views were not written to {destination.describe()}: {exc}")
 

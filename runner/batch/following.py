@@ -46,7 +46,6 @@ from runner.ledger import (
 from runner.outdir import (
     Destination,
     LocalFolder,
-    move_file,
     superseded_relpath,
     video_relpath,
     write_failure,
@@ -190,22 +189,19 @@ class Follower:
     async def supersede(self, spec: JobSpec) -> None:
         """Before a new attempt of a job with videos: set them aside, never overwrite a paid
         file. The ledger says where each goes before it moves (a killed run's moves are
-        finished by the next one: `outdir.complete_moves`)."""
+        finished by the next one: `outdir.complete_moves`). Raises LocalWriteError or
+        ObjectStoreError when the destination cannot move it."""
         record = self._book.get(spec.id)
         if record is None:
             return
         for asset in record.assets:
-            source = self._out_dir / asset.path
-            if not source.is_file():
+            if not await self._destination.holds(asset.path):
                 continue  # gone already: nothing to keep, the new intent forgets it
             rel = superseded_relpath(spec.id, record.attempt, asset.path)
             await self._book.record(Superseded(
                 job=spec.id, asset_id=asset.asset_id, path=rel, previous=asset.path,
                 sha256=asset.sha256, bytes=asset.bytes, attempt=record.attempt))
-            try:
-                await anyio.to_thread.run_sync(move_file, source, self._out_dir / rel)
-            except OSError as exc:  # the next run finishes the move the ledger recorded
-                raise LocalWriteError(write_failure(exc, self._out_dir)) from exc
+            await self._destination.move(asset.path, rel)
             self._note(f"{spec.id}: its attempt-{record.attempt} video is kept at {rel}")
 
     async def download(

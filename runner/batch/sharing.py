@@ -8,12 +8,12 @@ follower and scheduler, fed by claims instead of the folder's whole list.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from runner.batch.book import JobBook
 from runner.batch.scheduler import WorkItem
-from runner.ledger import Event, JobRecord
+from runner.ledger import Event
 
 
 class Coordination(Protocol):
@@ -42,5 +42,6 @@ class Coordination(Protocol):
     async def serve(self) -> None:
         """Heartbeats until cancelled; then hands back what this runner still holds."""
 
-    async def final_records(self) -> Mapping[str, JobRecord]:
-        """Every job's record, from the whole shared ledger (the exit code's view)."""
+    async def final_events(self) -> list[Event]:
+        """Every event of the batch, from the whole shared ledger (the exit code's and the
+        views' source)."""

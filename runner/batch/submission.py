@@ -26,6 +26,7 @@ from runner.domain import JobSpec, RemoteJob, Submission
 from runner.errors import (
     ApiError,
     LocalWriteError,
+    ObjectStoreError,
     OutcomeUnknownError,
     PermanentApiError,
     RateLimitedError,
@@ -148,6 +149,8 @@ class Submitter:
             return SubmitOutcome(halt=HaltReason.BUDGET, detail=f"{spec.id}: {exc}")
         except LocalWriteError as exc:  # its old video could not be set aside
             return SubmitOutcome(halt=HaltReason.DISK, detail=f"{spec.id}: {exc}")
+        except ObjectStoreError as exc:  # the same, in an object store
+            return SubmitOutcome(halt=HaltReason.STORE, detail=f"{spec.id}: {exc}")
 
     async def _price_of(self, spec: JobSpec, body: Body) -> float:
         # Without a budget nothing is reserved, so no dry run is spent on a price.

@@ -66,9 +66,13 @@ def _refuse_changed(items: Iterable[WorkItem]) -> None:
 def work_items(
     specs: Sequence[JobSpec], records: Mapping[str, JobRecord], out_dir: Path, *,
     retry_failed: bool, redo: Callable[[str], bool],
+    verified: Callable[[JobRecord], frozenset[str]] | None = None,
 ) -> list[WorkItem]:
     """The work items of a run; raises UsageError (nothing sent) for clashing video names
-    and for changed jobs not asked to be redone (`redo(job id)`)."""
+    and for changed jobs not asked to be redone (`redo(job id)`). `verified(record)`: the
+    asset ids whose files are in place (default: on disk under `out_dir`, re-hashed; an
+    object store passes its own, e.g. `runner.objstore.stored_assets`)."""
+    verified_of = verified or (lambda record: verified_assets(out_dir, record))
     clashes = _name_clashes(specs, records)
     if clashes:
         raise UsageError(
@@ -81,12 +85,12 @@ def work_items(
     for spec in specs:
         record = records.get(spec.id)
         # Hashed once here: the decision and a later re-download both use the result.
-        verified = verified_assets(out_dir, record) if record else frozenset()
-        files_ok = record is not None and len(verified) == len(record.assets)
+        in_place = verified_of(record) if record else frozenset()
+        files_ok = record is not None and len(in_place) == len(record.assets)
         inputs = changed_inputs(_current_inputs(spec, record, hashes), record)
         decision = decide(spec.model, spec.params, record, files_ok=files_ok,
                           retry_failed=retry_failed, redo=redo(spec.id),
                           changed_inputs=inputs)
-        items.append(WorkItem(spec, decision, record, verified))
+        items.append(WorkItem(spec, decision, record, in_place))
     _refuse_changed(items)
     return items

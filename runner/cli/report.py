@@ -10,7 +10,6 @@ from pathlib import Path
 from runner.cli import output
 from runner.cli.refresh import write_views
 from runner.cli.status import add_ledger_argument, shared_ledger, target_of
-from runner.errors import UsageError
 from runner.outdir import writing
 
 
@@ -23,11 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     ledger = shared_ledger(args)
     if ledger is not None:
-        from runner.cli.shared import ledger_url, write_shared_views
+        from runner.cli.shared import ledger_url, write_shared_views, write_store_report
 
         target = target_of(args)
         if "://" in target:
-            raise UsageError(f"{target}: object-store output is not available in this build")
+            for key in write_store_report(target, ledger_url(ledger)):
+                output.out(key)
+            return 0
         with writing(Path(target)):
             written = write_shared_views(Path(target), ledger_url(ledger), target)
     else:

@@ -41,9 +41,9 @@ from runner.cli.refresh import keep_views_fresh, record_batch, write_final_views
 from runner.cli.validate import add_manifest_switches, load_from_args
 from runner.clock import REAL_CLOCK
 from runner.errors import EXIT_INTERRUPTED, UsageError
-from runner.ledger import JobRecord, load_records
+from runner.ledger import JobRecord, load_records, replay
 from runner.manifest import Manifest, flag_value, model_limit_flag
-from runner.outdir import SIMULATOR, PlannedJob, default_index_path, writing
+from runner.outdir import SIMULATOR, Destination, PlannedJob, default_index_path, writing
 from runner.polling import PollMode, PollPolicy
 from runner.schemas import SchemaRegistry
 from runner.views import job_views, state_counts
@@ -226,7 +226,8 @@ def execute(args: argparse.Namespace) -> int:
 
 # How a shared batch joins a run: given the exit stack and the run's live state, the
 # coordination; and its views, written when the run ends (and every 30 s).
-JoinShared = Callable[[AsyncExitStack, Live], Awaitable[Coordination]]
+JoinShared = Callable[[AsyncExitStack, Live],
+                     Awaitable[tuple[Coordination, Destination | None]]]
 
 
 async def _run(
@@ -242,7 +243,7 @@ async def _run(
             endpoint = Endpoint(*await simulated_endpoint(stack, seed=args.sim_seed,
                                                           profile=args.sim_profile),
                                 team_id=os.environ.get("SCENARIO_TEAM_ID"))
-        shared = None if join is None else await join(stack, live)
+        shared, destination = (None, None) if join is None else await join(stack, live)
         outcome: list[RunResult] = []
         with anyio.CancelScope() as hard_stop:
             async with anyio.create_task_group() as tg:
@@ -252,13 +253,14 @@ async def _run(
                 if write_views is None:
                     tg.start_soon(keep_views_fresh, out_dir)  # report every 30 s
                 outcome.append(await run_batch(prepared, live, registry=registry,
-                                               endpoint=endpoint, clock=clock, shared=shared))
+                                               endpoint=endpoint, clock=clock, shared=shared,
+                                               destination=destination))
                 tg.cancel_scope.cancel()
         if outcome:
             records = outcome[0].records
         elif shared is not None:
             with anyio.CancelScope(shield=True):
-                records = dict(await shared.final_records())
+                records = replay(await shared.final_events())
         else:
             records = load_records(out_dir)
         if write_views is None:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import anyio
+from psycopg_pool import AsyncConnectionPool
 
 from runner.batch import Coordination, Live, PreparedRun
 from runner.cli import output
@@ -38,7 +42,19 @@ from runner.cluster import (
 )
 from runner.errors import KlingBatchError, UsageError
 from runner.ledger import JobRecord, replay
-from runner.outdir import SIMULATOR
+from runner.objstore import (
+    ObjectStore,
+    ObjectStoreDestination,
+    S3Config,
+    S3Location,
+    Spool,
+    default_spool_dir,
+    open_store,
+    stored_assets,
+    stored_videos,
+    write_store_views,
+)
+from runner.outdir import SIMULATOR, Destination
 from runner.polling import PollMode
 from runner.views import JobView, job_views
 
@@ -64,36 +80,109 @@ def ledger_url(value: str | None) -> str:
     return check_ledger_url(value)
 
 
+@dataclass(frozen=True, slots=True)
+class StoreTarget:
+    """An object-store -o: where, how to reach it, and the local spool of its runner."""
+
+    location: S3Location
+    config: S3Config
+    spool_root: Path
+
+    @property
+    def work_dir(self) -> Path:
+        """The runner's local folder (plan, asset cache, metadata): not the batch's files."""
+        return self.spool_root / "batch"
+
+
+def store_target(output: str) -> StoreTarget:
+    """The object store `-o s3://…` names, configured from the AWS variables; UsageError
+    when the location or the variables are wrong."""
+    location = S3Location.parse(output)
+    return StoreTarget(location, S3Config.from_env(os.environ),
+                       default_spool_dir(str(location), os.environ))
+
+
 def execute_shared(args: argparse.Namespace, ledger: str) -> int:
     """`run` into a shared batch."""
     from runner.cli.run import _run, build_options, resolve_endpoint
 
     conninfo = check_ledger_url(ledger)
     lease = lease_seconds(args.lease)
-    if args.output and "://" in args.output:
-        raise UsageError(f"-o {args.output}: object-store output is not available in this "
-                         "build", hint="use a shared folder as -o")
+    store = store_target(args.output) if args.output and "://" in args.output else None
     registry, manifest = load_from_args(args)
     for warning in manifest.warnings:
         output.err(str(warning))
     endpoint = resolve_endpoint(args)
+    if store is not None:
+        args = argparse.Namespace(**{**vars(args), "output": str(store.work_dir)})
     options = dataclasses.replace(build_options(args, manifest, registry.models, endpoint),
                                   batch_index=None)
-    location = batch_location(str(options.out_dir))
-    with prepare_shared_run(manifest, options, conninfo, location) as prepared:
+    location = str(store.location) if store else batch_location(str(options.out_dir))
+    stored = None if store is None else _stored_check(anyio.run(_stored_sizes, store))
+    with prepare_shared_run(manifest, options, conninfo, location, stored=stored) as prepared:
         for note in prepared.warnings:
             output.err(note)
+        joined: list[tuple[SharedRun, AsyncConnectionPool]] = []
         join = partial(_join, prepared=prepared, conninfo=conninfo, location=location,
-                       lease=lease)
-        views = partial(_write_views, conninfo=conninfo, location=location)
-        return anyio.run(partial(_run, args, prepared, registry, endpoint, join=join,
-                                 write_views=views))
+                       lease=lease, store=store, joined=joined)
+        views: Callable[[Path], object] = (
+            partial(_write_views, conninfo=conninfo, location=location) if store is None
+            else _published_by_the_run)
+        try:
+            return anyio.run(partial(_run, args, prepared, registry, endpoint, join=join,
+                                     write_views=views))
+        finally:
+            for shared, pool in joined:
+                output.err(ledger_note(shared, pool, len(prepared.manifest.jobs)))
+
+
+def ledger_note(shared: SharedRun, pool: AsyncConnectionPool, jobs: int) -> str:
+    """The closing line of a shared run: what it asked of the database, what it took over
+    (the benchmark's queries per job and peak connections)."""
+    stats = pool.get_stats()
+    done = shared.transactions
+    per_job = f" ({done / jobs:.1f} per job of the batch)" if jobs else ""
+    return (f"shared ledger: {done} transaction(s){per_job}, {stats.get('connections_num', 0)} "
+            f"connection(s) opened (at most {pool.max_size} at once), "
+            f"{stats.get('connections_lost', 0)} lost; {shared.taken_over} job(s) taken over "
+            "from runners whose lease lapsed")
+
+def _published_by_the_run(_directory: Path) -> None:
+    """An object store's views are written by the run itself (`Destination.publish`)."""
+
+
+async def _stored_sizes(store: StoreTarget) -> dict[str, int]:
+    async with open_store(store.config, store.location) as client:
+        await client.check_bucket()
+        return await stored_videos(client)
+
+
+def _stored_check(sizes: Mapping[str, int]) -> Callable[[JobRecord], frozenset[str]]:
+    """A record's asset ids whose objects are stored with their recorded size (each was
+    checked against its checksum when it was uploaded)."""
+    return partial(stored_assets, sizes)
+
+
+async def _heads(
+    client: ObjectStore, records: Mapping[str, JobRecord]
+) -> Callable[[JobRecord], frozenset[str]]:
+    """For claimed jobs (another runner may have uploaded their files since the start):
+    which recorded files the store holds, by one HEAD per file."""
+    in_place: set[str] = set()
+    for record in records.values():
+        for asset in record.assets:
+            head = await client.head(client.location.key(asset.path))
+            if head is not None and head.size == asset.bytes and head.sha256 in (
+                    None, asset.sha256):
+                in_place.add(asset.path)
+    return lambda record: frozenset(a.asset_id for a in record.assets if a.path in in_place)
 
 
 async def _join(
     stack: AsyncExitStack, live: Live, *, prepared: PreparedRun, conninfo: str,
-    location: str, lease: float,
-) -> Coordination:
+    location: str, lease: float, store: StoreTarget | None,
+    joined: list[tuple[SharedRun, AsyncConnectionPool]],
+) -> tuple[Coordination, Destination | None]:
     options = prepared.options
     pool = await open_pool(conninfo, max_size=max(4, options.concurrency + 2))
     stack.push_async_callback(pool.close)
@@ -101,10 +190,21 @@ async def _join(
     account = f"{options.origin or SIMULATOR}|{options.account or ''}"
     coordinator = Coordinator(db, batch=location, account=account,
                               concurrency=options.concurrency, lease=lease, clock=REAL_CLOCK)
-    return SharedRun(coordinator, prepared,
-                     capacity=options.concurrency + options.download_concurrency,
-                     list_jobs=options.poll_mode is PollMode.LIST,
-                     may_claim=lambda: live.control.submissions_allowed)
+    destination: Destination | None = None
+    check_files = None
+    if store is not None:
+        client = await stack.enter_async_context(open_store(store.config, store.location))
+        spool = Spool(store.spool_root).open()
+        destination = ObjectStoreDestination(client, spool, concurrency=options.concurrency,
+                                             budget=options.budget)
+        check_files = partial(_heads, client)
+    shared = SharedRun(coordinator, prepared,
+                       capacity=options.concurrency + options.download_concurrency,
+                       list_jobs=options.poll_mode is PollMode.LIST,
+                       may_claim=lambda: live.control.submissions_allowed,
+                       check_files=check_files)
+    joined.append((shared, pool))
+    return shared, destination
 
 
 def _write_views(directory: Path, *, conninfo: str, location: str) -> None:
@@ -127,7 +227,7 @@ def write_shared_views(directory: Path, conninfo: str, target: str) -> list[Path
 
 def shared_batch(target: str, conninfo: str) -> tuple[SharedBatch, dict[str, JobRecord], Path]:
     """A shared batch, its records and the local folder its views read files from."""
-    location = batch_location(target)
+    location = str(S3Location.parse(target)) if "://" in target else batch_location(target)
     with connected(conninfo) as conn:
         batch = require_batch(conn, location)
     records = replay(read_batch_events(conninfo, location))
@@ -136,6 +236,25 @@ def shared_batch(target: str, conninfo: str) -> tuple[SharedBatch, dict[str, Job
 
 
 def shared_views(target: str, conninfo: str) -> list[JobView]:
-    """The job views of a shared batch (for `status` and `cancel`)."""
+    """The job views of a shared batch (for `status` and `cancel`); an object store's
+    files count as present when stored with their recorded size."""
     batch, records, folder = shared_batch(target, conninfo)
-    return job_views(folder, batch.plan, records)
+    if "://" not in target:
+        return job_views(folder, batch.plan, records)
+    check = _stored_check(anyio.run(_stored_sizes, store_target(target)))
+    return job_views(folder, batch.plan, records,
+                     present=lambda r: r is not None and len(check(r)) == len(r.assets))
+
+
+def write_store_report(target: str, conninfo: str) -> list[str]:
+    """`report s3://…`: metadata.jsonl, results.csv and report.html under the prefix."""
+    batch, records, _ = shared_batch(target, conninfo)
+    events = list(read_batch_events(conninfo, batch.location))
+    store = store_target(target)
+
+    async def write() -> list[str]:
+        async with open_store(store.config, store.location) as client:
+            return await write_store_views(client, records=records, specs=batch.plan,
+                                           events=events)
+
+    return [f"s3://{store.location.bucket}/{key}" for key in anyio.run(write)]

@@ -271,15 +271,15 @@ class Coordinator:
     # -- fenced writes ----------------------------------------------------------------------
 
     async def check_fence(self, job: str) -> None:
-        """FencedError unless this runner still holds `job` with its token and its lease
-        runs: checked right before a POST leaves (the slot of money)."""
+        """FencedError unless this runner still holds `job` with its token; checked right
+        before a POST leaves (the slot of money). The lease is renewed in the same
+        transaction, under the job's row lock: a runner back from a pause whose job nobody
+        took over goes on, and nobody can take the job over for a whole lease after this
+        check — the POST that follows is this runner's to make."""
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
             await self._locked_row(conn, job)
-            cur = await conn.execute("SELECT lease_until > now() FROM kb_runners WHERE id = %s",
-                                     (self.id,))
-            row = await cur.fetchone()
-            if row is None or not row[0]:
-                raise FencedError(f"{job}: this runner's lease lapsed; not posting it")
+            await conn.execute("UPDATE kb_runners SET lease_until = now() + "
+                               "make_interval(secs => %s) WHERE id = %s", (self.lease, self.id))
         await self.db.transaction(work)
 
     async def record(self, event: Event) -> None:

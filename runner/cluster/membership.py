@@ -14,7 +14,7 @@ runner die — and ends when the batch has no job left that anyone could do.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import anyio
@@ -38,19 +38,26 @@ from runner.ledger import Event, JobRecord, replay
 from runner.manifest import Manifest
 from runner.outdir import write_plan, writing
 
+# Where the files are not in the folder (an object store): given the claimed jobs' records,
+# which of a record's asset ids have their files in place.
+FileCheck = Callable[[Mapping[str, JobRecord]],
+                     Awaitable[Callable[[JobRecord], frozenset[str]]]]
+
 # Actions that leave nothing for this runner to do with a claimed job.
 _DONE = (Action.SKIP, Action.HOLD, Action.CHANGED)
 
 
 @contextmanager
 def prepare_shared_run(
-    manifest: Manifest, options: RunOptions, conninfo: str, location: str
+    manifest: Manifest, options: RunOptions, conninfo: str, location: str, *,
+    stored: Callable[[JobRecord], frozenset[str]] | None = None,
 ) -> Iterator[PreparedRun]:
     """Join (or create) the batch at `location` in the shared ledger, replay its events,
     decide every job and reopen the closed ones with work left.
 
     Raises UsageError (exit 2, nothing sent): the ledger unreachable, another manifest's
-    batch at the location, changed jobs, clashing names.
+    batch at the location, changed jobs, clashing names. `stored`: the asset ids of a
+    record whose files are in place, where they are not in the folder (an object store).
     """
     wanted = batch_identity(manifest, options)
     with connected(conninfo) as conn:
@@ -63,7 +70,8 @@ def prepare_shared_run(
             write_plan(options.out_dir, manifest.jobs)
         items = work_items(manifest.jobs, records, options.out_dir,
                            retry_failed=options.retry_failed,
-                           redo=lambda job: options.redo_changed or job in options.redo_ids)
+                           redo=lambda job: options.redo_changed or job in options.redo_ids,
+                           verified=stored)
         work_left = [i.spec.id for i in items if i.decision.action not in _DONE]
         with conn.transaction():
             conn.execute("UPDATE kb_jobs SET status = 'open', owner = NULL WHERE batch = %s "
@@ -77,8 +85,9 @@ class SharedRun:
     def __init__(
         self, coordinator: Coordinator, prepared: PreparedRun, *, capacity: int,
         list_jobs: bool, may_claim: Callable[[], bool] = lambda: True,
-        idle_pause: float = 1.0,
+        idle_pause: float = 1.0, check_files: FileCheck | None = None,
     ) -> None:
+        self._check_files = check_files
         self._may_claim_more = may_claim
         self._coord = coordinator
         self._prepared = prepared
@@ -90,6 +99,11 @@ class SharedRun:
         self._ended: list[tuple[str, bool]] = []
         self._changed = anyio.Event()
         self.taken_over = 0
+
+    @property
+    def transactions(self) -> int:
+        """Transactions this runner made on the shared ledger so far."""
+        return self._coord.db.transactions
 
     async def append(self, event: Event) -> None:
         await self._coord.record(event)
@@ -113,8 +127,8 @@ class SharedRun:
                 await self._settle_ended()
                 await self._coord.leave()
 
-    async def final_records(self) -> Mapping[str, JobRecord]:
-        return replay(await self._coord.events_of_batch())
+    async def final_events(self) -> list[Event]:
+        return await self._coord.events_of_batch()
 
     async def claims(
         self, book: JobBook, known_job_ids: set[str], note: Callable[[str], None]
@@ -157,10 +171,12 @@ class SharedRun:
             if job not in self._specs:
                 await self._coord.close(job)  # left the manifest: not ours to run
         options = self._prepared.options
+        verified = None if self._check_files is None else await self._check_files(fresh)
         try:
             items = await anyio.to_thread.run_sync(lambda: work_items(
                 specs, fresh, options.out_dir, retry_failed=options.retry_failed,
-                redo=lambda job: options.redo_changed or job in options.redo_ids))
+                redo=lambda job: options.redo_changed or job in options.redo_ids,
+                verified=verified))
         except UsageError as exc:
             note(f"{len(specs)} claimed job(s) left alone: {exc}")
             for spec in specs:

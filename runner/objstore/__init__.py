@@ -32,6 +32,7 @@ from runner.objstore.views import (
     StoreViews,
     planned_jobs,
     render_store_views,
+    stored_assets,
     stored_videos,
     write_store_views,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "open_store",
     "planned_jobs",
     "render_store_views",
+    "stored_assets",
     "stored_object_problem",
     "stored_videos",
     "write_store_views",

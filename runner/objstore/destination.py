@@ -40,6 +40,13 @@ class ObjectStoreDestination:
                                          size=got.bytes, sha256=got.sha256)
         return got
 
+    async def holds(self, rel: str) -> bool:
+        return await self.store.head(self.store.location.key(rel)) is not None
+
+    async def move(self, rel: str, to: str) -> None:
+        """Server-side copy, checked, then the original deleted (`ObjectStore.move`)."""
+        await self.store.move(self.store.location.key(rel), self.store.location.key(to))
+
     async def publish(
         self, records: Mapping[str, JobRecord], specs: Iterable[JobSpec],
         events: Iterable[Event] = (),

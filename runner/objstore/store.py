@@ -226,6 +226,26 @@ class ObjectStore:
                 return found
             token = {"ContinuationToken": page["NextContinuationToken"]}
 
+    async def move(self, key: str, to: str) -> StoredObject:
+        """Copy the object at `key` to `to` (server-side, metadata kept), check the copy's
+        size and sha256 metadata against the original, then delete the original. Objects
+        up to 5 GiB (S3's limit of one copy). ObjectStoreError when there is no object at
+        `key`; UploadVerificationError (the copy removed) when the copy differs."""
+        source = await self.head(key)
+        if source is None:
+            raise ObjectStoreError(f"s3://{self.bucket}/{key} is not there to move", key=key,
+                                   status=404)
+        await self.call("CopyObject", to, lambda: self._client.copy_object(
+            Bucket=self.bucket, Key=to, CopySource={"Bucket": self.bucket, "Key": key},
+            MetadataDirective="COPY", ChecksumAlgorithm="SHA256"))
+        copy = await self.head(to)
+        if copy is None or (copy.size, copy.sha256) != (source.size, source.sha256):
+            await self.delete(to)
+            raise UploadVerificationError(f"the copy of s3://{self.bucket}/{key} at {to} does "
+                                          "not match it: removed", key=to)
+        await self.delete(key)
+        return copy
+
     async def delete(self, key: str) -> None:
         """Remove the object at `key` (nothing when there is none)."""
         await self.call("DELETE", key, lambda: self._client.delete_object(

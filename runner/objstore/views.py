@@ -53,7 +53,7 @@ def render_store_views(
     a record's files count as present when each is stored with its recorded size."""
 
     def present(record: JobRecord | None) -> bool:
-        return record is not None and all(stored.get(a.path) == a.bytes for a in record.assets)
+        return record is not None and len(stored_assets(stored, record)) == len(record.assets)
 
     timeline = timeline_of(events)
     views = job_views(Path("."), planned, records, present=present)
@@ -65,6 +65,14 @@ def render_store_views(
         metadata=b"".join(json_line(row) for row in metadata_rows(records.values(), ids)),
         results=b"".join(result_lines(views, timeline)),
         report=page.encode("utf-8"))
+
+
+def stored_assets(stored: Mapping[str, int], record: JobRecord) -> frozenset[str]:
+    """The asset ids of `record` whose objects are stored with their recorded size
+    (`stored`: relative path -> size, `stored_videos`). An object is only ever put there
+    verified, under a name no other job uses, so its listed size is the check a resume
+    needs: one LIST per 1,000 videos instead of one HEAD per video."""
+    return frozenset(a.asset_id for a in record.assets if stored.get(a.path) == a.bytes)
 
 
 async def stored_videos(store: ObjectStore) -> dict[str, int]:

@@ -15,8 +15,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import anyio
+
 from runner.domain import JobSpec
+from runner.errors import LocalWriteError
 from runner.ledger import Event, JobRecord
+from runner.outdir.files import move_file
+from runner.outdir.space import write_failure
 
 if TYPE_CHECKING:
     from runner.api import DownloadedFile
@@ -35,6 +40,15 @@ class Destination(Protocol):
     async def place(self, rel: str, fetch: Fetch, size: int | None = None) -> DownloadedFile:
         """Download with `fetch` and put the file at `rel` (relative to the destination's
         root), verified; `size` is the expected size in bytes when known."""
+        ...
+
+    async def holds(self, rel: str) -> bool:
+        """True when a file is at `rel` now."""
+        ...
+
+    async def move(self, rel: str, to: str) -> None:
+        """Move the file at `rel` to `to` (a superseded video set aside), durably; raises
+        LocalWriteError (a folder) or ObjectStoreError (a store) when it cannot."""
         ...
 
     async def publish(
@@ -57,6 +71,15 @@ class LocalFolder:
 
     async def place(self, rel: str, fetch: Fetch, size: int | None = None) -> DownloadedFile:
         return await fetch(self.root / rel)
+
+    async def holds(self, rel: str) -> bool:
+        return await anyio.Path(self.root / rel).is_file()
+
+    async def move(self, rel: str, to: str) -> None:
+        try:
+            await anyio.to_thread.run_sync(move_file, self.root / rel, self.root / to)
+        except OSError as exc:  # the next run finishes the move the ledger recorded
+            raise LocalWriteError(write_failure(exc, self.root)) from exc
 
     async def publish(
         self, records: Mapping[str, JobRecord], specs: Iterable[JobSpec],

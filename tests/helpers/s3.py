@@ -46,14 +46,17 @@ class MotoServer:
         return {"AWS_ENDPOINT_URL": endpoint or self.endpoint, "AWS_ACCESS_KEY_ID": TEST_KEY_ID,
                 "AWS_SECRET_ACCESS_KEY": TEST_SECRET, "AWS_REGION": "us-east-1"}
 
-    def client(self):  # type: ignore[no-untyped-def]  # boto3 is untyped here
-        """A plain synchronous boto3 client of the server (for setting up and inspecting)."""
+    def client(self, endpoint: str | None = None, attempts: int = 3):  # type: ignore[no-untyped-def]
+        """A plain synchronous boto3 client of the server (for setting up and inspecting),
+        or of `endpoint` (a proxy in front of it), making up to `attempts` tries a call."""
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=TEST_KEY_ID, aws_secret_access_key=TEST_SECRET,
-                            config=Config(s3={"addressing_style": "path"}))
+        return boto3.client("s3", endpoint_url=endpoint or self.endpoint,
+                            region_name="us-east-1", aws_access_key_id=TEST_KEY_ID,
+                            aws_secret_access_key=TEST_SECRET,
+                            config=Config(s3={"addressing_style": "path"},
+                                          retries={"total_max_attempts": attempts}))
 
     def new_bucket(self, stem: str = "test") -> str:
         """Create a bucket with a fresh name; returns the name."""
