@@ -40,6 +40,7 @@ from tests.helpers.cluster import (
     AFTER_CREATE_FAULTS,
     Accounting,
     Cluster,
+    RunnerProcess,
     SimulatorProcess,
     account,
     cluster_jobs,
@@ -132,9 +133,10 @@ both_targets = pytest.mark.parametrize("bed", ["s3", "folder"], indirect=True)
 
 def start_cluster(bed: Bed, jobs: list[dict[str, Any]], *, seed: int, runners: int,
                   env: dict[str, str] | None = None,
-                  faults: dict[str, float] | None = None) -> Cluster:
+                  faults: dict[str, float] | None = None,
+                  job_seconds: tuple[float, float] = (0.3, 1.0)) -> Cluster:
     manifest = write_manifest(bed.folder, jobs)
-    sim = SimulatorProcess(bed.folder, seed=seed, job_seconds=(0.3, 1.0),
+    sim = SimulatorProcess(bed.folder, seed=seed, job_seconds=job_seconds,
                            faults=AFTER_CREATE_FAULTS if faults is None else faults)
     cluster = Cluster(bed.folder, sim, manifest, bed.target.spec, bed.ledger,
                       env={**bed.env, **(env or {})},
@@ -184,6 +186,18 @@ def verify_metadata(target: Target, rows: list[dict[str, Any]]) -> None:
     lines = target.read("metadata.jsonl").decode().splitlines()
     names = {json.loads(line)["file_name"] for line in lines if line}
     assert names == {asset["path"] for row in rows for asset in row["assets"]}
+
+
+def held_by(ledger: str, runner: RunnerProcess, *, in_flight: bool = False) -> set[str]:
+    """The jobs a runner process holds now in the claims table (with a place at the API
+    only, when `in_flight`)."""
+    query = ("SELECT j.job FROM kb_jobs j JOIN kb_runners r ON r.id = j.owner "
+             "WHERE r.pid = %s AND j.status = 'held'" + (" AND j.in_flight" if in_flight else ""))
+    with psycopg.connect(ledger) as conn:
+        try:
+            return {str(row[0]) for row in conn.execute(query, (runner.pid,)).fetchall()}
+        except psycopg.errors.UndefinedTable:
+            return set()  # the runner has not created the schema yet
 
 
 def event_lines(ledger: str) -> list[dict[str, Any]]:
@@ -261,6 +275,28 @@ def test_runners_join_a_batch_in_progress(bed: Bed, clusters: list[Cluster]) -> 
     cluster.add(3)
     codes = cluster.wait_all(300)
     assert set(codes.values()) == {0}, (codes, cluster.logs()[-6000:])
+    assert_accounted(bed, cluster, jobs)
+
+
+def test_a_killed_runner_holding_every_place_is_taken_over(
+    bed: Bed, clusters: list[Cluster]
+) -> None:
+    """The worst moment to die: the first runner holds every one of the batch's places (its
+    jobs are at the API) when it is killed, and the two others have already claimed as many
+    jobs as they have room for, all waiting for a place. Its places come back only with its
+    jobs, so the others must take them over although they are full."""
+    jobs = cluster_jobs(40)
+    cluster = start_cluster(bed, jobs, seed=8, runners=1, job_seconds=(2.0, 3.0))
+    clusters.append(cluster)
+    (first,) = cluster.runners
+    wait_until(lambda: len(held_by(bed.ledger, first, in_flight=True)) == CONCURRENCY, 120,
+               "the first runner to hold every place")
+    others = cluster.add(2)
+    wait_until(lambda: all(held_by(bed.ledger, r) for r in others), 120,
+               "the two others to claim jobs")
+    first.kill()
+    codes = finish_batch(cluster, timeout=120)
+    assert codes[first.name] == -9
     assert_accounted(bed, cluster, jobs)
 
 
