@@ -410,21 +410,25 @@ def test_s3_503s_and_resets_are_retried(bed: Bed, clusters: list[Cluster]) -> No
 
 
 def test_paused_runner_is_fenced(bed: Bed, clusters: list[Cluster]) -> None:
-    """A runner paused (SIGSTOP) longer than its lease loses its jobs to the others; once
-    continued (SIGCONT) it must not record over the new owners."""
+    """A runner paused (SIGSTOP) longer than its lease, while jobs of it are at the API,
+    loses them to the others; once continued (SIGCONT) its writes for them are refused (it
+    says so and moves on) and nothing it does shows in the accounting or the events."""
     jobs = cluster_jobs(40)
-    cluster = start_cluster(bed, jobs, seed=14, runners=3)
+    cluster = start_cluster(bed, jobs, seed=14, runners=3, job_seconds=(1.0, 2.0))
     clusters.append(cluster)
     sleeper = cluster.runners[0]
-    wait_for_created(cluster.sim, CONCURRENCY, cluster=cluster)
+    # Some of the batch's places, not all: the others keep room to take its jobs over.
+    wait_until(lambda: 0 < len(held_by(bed.ledger, sleeper, in_flight=True)) < CONCURRENCY,
+               120, "the sleeper to hold jobs at the API")
     sleeper.pause()
-    paused_at = submitted_count(cluster.sim)
-    # Past the lease the others take over: the batch moves on without the sleeper.
-    wait_until(lambda: submitted_count(cluster.sim) >= paused_at + CONCURRENCY, 120,
-               "the other runners to move on")
+    asleep = held_by(bed.ledger, sleeper)
+    wait_until(lambda: not held_by(bed.ledger, sleeper) & asleep, 120,
+               f"the others to take over the sleeper's {len(asleep)} jobs")
     sleeper.resume()
     finish_batch(cluster)
     assert_accounted(bed, cluster, jobs)
+    log = sleeper.logs()
+    assert "another runner took this job over" in log or "lease lapsed" in log, log[-3000:]
 
 
 def test_accounting_sees_a_body_paid_twice(tmp_path: Path) -> None:
