@@ -75,8 +75,9 @@ def test_failure_limit_reached(
 def test_halt_reasons_read_as_sentences() -> None:
     assert HaltReason.BUDGET.value == "the next job would pass the budget"
     assert HaltReason.DISK.value == "the output folder could not be written"
+    assert HaltReason.STORE.value == "the object store could not be written"
     assert {r.name for r in HaltReason} == {"AUTH", "CREDIT", "FAILURES", "BUDGET", "DISK",
-                                            "INTERRUPTED"}
+                                            "STORE", "INTERRUPTED"}
 
 
 @pytest.mark.parametrize(

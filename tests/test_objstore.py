@@ -23,8 +23,10 @@ from runner.objstore import (
     S3Location,
     Spool,
     UploadTuning,
+    complete_store_moves,
     composite_checksum,
     default_spool_dir,
+    open_object_destination,
     open_store,
     stored_object_problem,
 )
@@ -279,7 +281,7 @@ async def test_refusals_are_not_retried(moto: MotoServer, tmp_path: Path) -> Non
             clock=NO_WAIT) as store:
         with pytest.raises(ObjectStoreError, match="NoSuchBucket") as caught:
             await store.upload_file(location.key("a.mp4"), path, size=10, sha256=sha)
-        with pytest.raises(ObjectStoreError, match="HEAD bucket"):
+        with pytest.raises(UsageError, match="does not exist or these credentials"):
             await store.check_bucket()
     assert caught.value.status == 404
     assert len([s for s in proxy.seen if s.method == "PUT"]) == 1
@@ -313,9 +315,13 @@ async def test_a_multipart_upload_reads_the_file_in_parts(
         def __init__(self, fh: object) -> None:
             self._fh = fh
 
-        def read(self, n: int = -1) -> bytes:
-            reads.append(n)
-            return self._fh.read(n)  # type: ignore[attr-defined,no-any-return]
+        def readinto(self, buffer: memoryview) -> int:
+            reads.append(len(buffer))
+            return self._fh.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+
+        @property
+        def name(self) -> str:
+            return str(self._fh.name)  # type: ignore[attr-defined]
 
         def __enter__(self) -> Counting:
             return self
@@ -398,3 +404,35 @@ def test_the_fault_proxy_serves_synchronous_clients_from_a_thread(moto: MotoServ
         assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
     assert [s.method for s in proxy.seen] == ["PUT", "PUT", "GET", "GET"]
     assert [rule.fault for rule, _ in proxy.fired] == [Fault.SLOW_DOWN, Fault.RESET]
+
+
+async def test_a_destination_opens_from_the_environment_and_checks_its_bucket(
+        moto: MotoServer, tmp_path: Path) -> None:
+    env = {**moto.env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    location = S3Location.parse(f"s3://{moto.new_bucket()}/p")
+    async with open_object_destination(location, env) as destination:
+        assert destination.describe() == str(location)
+        assert destination.spool.directory.is_relative_to(tmp_path / "cache" / "kling-batch")
+    with pytest.raises(UsageError, match="does not exist"):
+        async with open_object_destination(S3Location.parse("s3://missing-bucket-x/p"), env):
+            pass
+    with pytest.raises(UsageError, match="AWS_SECRET_ACCESS_KEY not set"):
+        async with open_object_destination(location, {"AWS_ACCESS_KEY_ID": "x"}):
+            pass
+
+
+async def test_a_set_aside_a_killed_run_recorded_is_finished_before_anything_overwrites_it(
+        store: ObjectStore) -> None:
+    from runner.ledger import Superseded, apply
+
+    data = b"the paid video of attempt 1"
+    sha = hashlib.sha256(data).hexdigest()
+    location = store.location
+    await store.put_bytes(location.key("videos/a.mp4"), data, "video/mp4")
+    kept = Superseded(job="a", asset_id="asset_1", path="superseded/a/attempt-1/a.mp4",
+                      previous="videos/a.mp4", sha256=sha, bytes=len(data), attempt=1)
+    record = apply(None, kept)
+    assert await complete_store_moves(store, [record]) == 1
+    assert await store.head(location.key("videos/a.mp4")) is None
+    assert await store.get_bytes(location.key(kept.path)) == data
+    assert await complete_store_moves(store, [record]) == 0  # done: nothing twice

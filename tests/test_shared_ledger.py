@@ -31,7 +31,7 @@ from runner.cluster import (
     migrate,
     open_pool,
 )
-from runner.errors import FencedError
+from runner.errors import FencedError, SharedLedgerError
 from runner.ledger import (
     Finished,
     Intended,
@@ -267,6 +267,23 @@ async def test_transactions_ride_out_terminated_connections(
     [claim] = await coord.claim(1)  # on a new connection
     assert claim.job == "j"
     await coord.heartbeat()
+
+
+async def test_an_unreachable_ledger_halts_the_run_after_its_patience() -> None:
+    pool = await open_pool("postgresql://kling:kling@127.0.0.1:1/none", connection_wait=0.2)
+    try:
+        db = Database(pool, clock=REAL_CLOCK, patience=0.5, where="the test ledger")
+
+        async def nothing(conn: Any) -> None:
+            return None
+
+        with pytest.raises(SharedLedgerError) as raised:
+            await db.transaction(nothing)
+        assert raised.value.exit_code == 3 and "the test ledger" in str(raised.value)
+        with pytest.raises(SharedLedgerError):  # the cleanup after it does not wait again
+            await db.transaction(nothing)
+    finally:
+        await pool.close()
 
 
 # -- the command line ---------------------------------------------------------------------

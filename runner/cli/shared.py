@@ -44,11 +44,11 @@ from runner.errors import KlingBatchError, UsageError
 from runner.ledger import JobRecord, replay
 from runner.objstore import (
     ObjectStore,
-    ObjectStoreDestination,
     S3Config,
     S3Location,
-    Spool,
+    complete_store_moves,
     default_spool_dir,
+    open_object_destination,
     open_store,
     stored_assets,
     stored_videos,
@@ -193,11 +193,11 @@ async def _join(
     destination: Destination | None = None
     check_files = None
     if store is not None:
-        client = await stack.enter_async_context(open_store(store.config, store.location))
-        spool = Spool(store.spool_root).open()
-        destination = ObjectStoreDestination(client, spool, concurrency=options.concurrency,
-                                             budget=options.budget)
-        check_files = partial(_heads, client)
+        destination = await stack.enter_async_context(open_object_destination(
+            store.location, os.environ, concurrency=options.concurrency,
+            budget=options.budget, spool_dir=store.spool_root))
+        await complete_store_moves(destination.store, prepared.records.values())
+        check_files = partial(_heads, destination.store)
     shared = SharedRun(coordinator, prepared,
                        capacity=options.concurrency + options.download_concurrency,
                        list_jobs=options.poll_mode is PollMode.LIST,

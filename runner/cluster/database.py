@@ -60,22 +60,28 @@ class Database:
         self._patience = patience
         self._where = where
         self.transactions = 0  # counted for the benchmark's queries per job
+        # Once a transaction gave up, the others (the run's cleanup) try once, never wait
+        # out the patience again: the run is halting.
+        self._gave_up = False
 
     async def transaction(self, work: Work[T]) -> T:
         """Run `work(conn)` in one transaction, again on a new connection when the server
         went away; raises SharedLedgerError once `patience` has passed without success.
 
         An exception `work` raises rolls the transaction back and propagates."""
-        started = self._clock.monotonic()
+        started = self._clock.monotonic() - (self._patience if self._gave_up else 0.0)
         failures = 0
         while True:
             try:
                 async with self.pool.connection() as conn, conn.transaction():
                     self.transactions += 1
-                    return await work(conn)
+                    result = await work(conn)
+                self._gave_up = False
+                return result
             except RETRYABLE as exc:
                 waited = self._clock.monotonic() - started
                 if waited >= self._patience:
+                    self._gave_up = True
                     raise SharedLedgerError(
                         f"{self._where} could not be reached for {waited:.0f} s ({exc}); the "
                         "run stopped with every record in place",
@@ -87,11 +93,15 @@ class Database:
                 await self._clock.sleep(pause)
 
 
-async def open_pool(conninfo: str, *, max_size: int = 8) -> AsyncConnectionPool:
+async def open_pool(
+    conninfo: str, *, max_size: int = 8, connection_wait: float = 5.0
+) -> AsyncConnectionPool:
     """An open pool on `conninfo` (libpq rules: PGPASSWORD, ~/.pgpass apply); connections
-    are checked before use, so one a restart broke is replaced, not handed out."""
+    are checked before use, so one a restart broke is replaced, not handed out. A
+    connection not had within `connection_wait` seconds is an OperationalError (PoolTimeout): the
+    transaction's own retries decide how long to wait in all."""
     pool = AsyncConnectionPool(conninfo, min_size=1, max_size=max_size, open=False,
-                               check=AsyncConnectionPool.check_connection,
-                               kwargs={"autocommit": True})
+                               check=AsyncConnectionPool.check_connection, timeout=connection_wait,
+                               kwargs={"autocommit": True, "connect_timeout": 5})
     await pool.open(wait=False)
     return pool

@@ -17,6 +17,7 @@ failed and how often. Anything else (403, 404 bucket …) fails at once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,11 +29,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from runner.api import RetryPolicy, next_retry_delay
 from runner.clock import REAL_CLOCK, Clock
-from runner.errors import ObjectStoreError, UploadVerificationError
+from runner.errors import ObjectStoreError, UploadVerificationError, UsageError
 from runner.objstore.checksums import SHA256_META, b64_of_hex, stored_object_problem
 from runner.objstore.config import S3Config
 from runner.objstore.location import S3Location
@@ -49,16 +51,21 @@ _TRANSIENT_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError",
                               "RequestLimitExceeded", "OperationAborted",
                               # a body damaged on the way (the store checked its checksum)
                               "BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"})
-_NETWORK_ERRORS = (BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# The transport failed (reset, refused, timed out, cut short): worth another attempt. Other
+# botocore errors (bad parameters, no credentials) are bugs or config: they propagate.
+_NETWORK_ERRORS = (HTTPClientError, BotoConnectionError, IncompleteReadError, aiohttp.ClientError,
+                   asyncio.TimeoutError, ConnectionError)
 
 
 @dataclass(frozen=True, slots=True)
 class UploadTuning:
-    """How uploads are cut and retried. Memory in use per upload is at most
-    `(parts_in_flight + 1) * part_size`; files of `multipart_threshold` bytes or more go
-    multipart (S3's smallest part, the last one excepted, is 5 MiB)."""
+    """How uploads are cut and retried. Parts held per upload: at most `parts_in_flight + 1`
+    (about twice that in bytes at the peak, with the HTTP layer's copies: ~90 MiB at the
+    defaults, whatever the file's size); files of `multipart_threshold` bytes or more go
+    multipart (S3's smallest part, the last one excepted, is 5 MiB; its most parts 10,000:
+    80 GB at 8 MiB)."""
 
-    part_size: int = 16 * MiB
+    part_size: int = 8 * MiB
     multipart_threshold: int = 16 * MiB
     parts_in_flight: int = 4
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=6))
@@ -135,8 +142,20 @@ class ObjectStore:
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def check_bucket(self) -> None:
-        """ObjectStoreError naming the bucket when it is missing or refused (a preflight)."""
-        await self.call("HEAD bucket", None, lambda: self._client.head_bucket(Bucket=self.bucket))
+        """A preflight before anything is sent: UsageError (exit 2) when the bucket does not
+        exist or the credentials may not use it; ObjectStoreError when the store cannot be
+        reached."""
+        try:
+            await self.call("HEAD bucket", None,
+                            lambda: self._client.head_bucket(Bucket=self.bucket))
+        except ObjectStoreError as exc:
+            if exc.status in {400, 401, 403, 404}:
+                raise UsageError(
+                    f"{self.location}: the bucket {self.bucket!r} does not exist or these "
+                    f"credentials may not use it (HTTP {exc.status})",
+                    hint="check the bucket's name, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                         "and AWS_ENDPOINT_URL") from exc
+            raise
 
     async def upload_file(
         self, key: str, path: Path, *, size: int, sha256: str, content_type: str = "video/mp4"
@@ -154,8 +173,6 @@ class ObjectStore:
     ) -> StoredObject:
         """Store `data` at `key` in one PUT (for metadata.jsonl, results.csv, report.html),
         verified like an upload."""
-        import hashlib
-
         sha = hashlib.sha256(data).hexdigest()
         await self.call("PUT", key, lambda: self._client.put_object(
             Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,

@@ -12,9 +12,11 @@ that changed on disk is never completed. Any failure or cancellation aborts the 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
+from io import BufferedReader
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import ObjectReceiveStream
@@ -26,6 +28,7 @@ from runner.objstore.checksums import SHA256_META, b64_digest, b64_of_hex, compo
 if TYPE_CHECKING:
     from runner.objstore.store import ObjectStore
 
+log = logging.getLogger(__name__)
 _READ_BACK_CHUNK = 1 << 20
 
 
@@ -81,13 +84,11 @@ async def _send_parts(
 async def abort_upload(store: ObjectStore, key: str, upload_id: str) -> None:
     """Abort a multipart upload (its parts are freed); a failure to is logged, not raised
     (the bucket's lifecycle rule for incomplete uploads is the last resort)."""
-    import logging
-
     try:
         await store.call("AbortMultipartUpload", key, lambda: store.client.abort_multipart_upload(
             Bucket=store.bucket, Key=key, UploadId=upload_id))
     except ObjectStoreError as exc:
-        logging.getLogger(__name__).warning("could not abort the upload of %s: %s", key, exc)
+        log.warning("could not abort the upload of %s: %s", key, exc)
 
 
 async def _upload_parts(
@@ -127,11 +128,15 @@ async def _read_parts(
     send: Callable[[tuple[int, bytes, bytes]], Awaitable[None]],
 ) -> None:
     """Read the file's parts in order (each on a worker thread), hand each to `send`."""
+    # Each part's buffer is allocated here, on the event loop's thread, and only filled on
+    # a worker thread: buffers allocated by worker threads come from their own malloc
+    # arenas, which keep what is freed in them, and the RSS then grew with the file.
     with path.open("rb") as fh:
         for number, (_offset, length) in enumerate(part_ranges(size, part_size), start=1):
-            data, digest = await anyio.to_thread.run_sync(_read_part, fh, length, whole)
-            if len(data) != length:
-                raise UploadVerificationError(f"{path} ended early: not uploaded")
+            buffer = bytearray(length)
+            digest = await anyio.to_thread.run_sync(_read_part, fh, buffer, whole)
+            data = bytes(buffer)  # botocore streams bytes bodies (not bytearrays) in chunks
+            del buffer
             await send((number, data, digest))
             del data
 
@@ -147,15 +152,24 @@ def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
-def _read_part(fh: BinaryIO, length: int, whole: Any) -> tuple[bytes, bytes]:
-    """Read the next part (on a worker thread), fold it into the whole-file hash."""
-    data = fh.read(length)
-    whole.update(data)
-    return data, hashlib.sha256(data).digest()
+def _read_part(fh: BufferedReader, buffer: bytearray, whole: Any) -> bytes:
+    """Fill `buffer` with the file's next bytes (on a worker thread), fold them into the
+    whole-file hash; the part's SHA-256 digest. UploadVerificationError if the file ends
+    early."""
+    view = memoryview(buffer)
+    got = 0
+    while got < len(buffer):
+        n = fh.readinto(view[got:])
+        if not n:
+            raise UploadVerificationError(f"{fh.name} ended early: not uploaded")
+        got += n
+    whole.update(view)
+    return hashlib.sha256(view).digest()
 
 
 async def _upload_part(
-    store: ObjectStore, key: str, upload_id: str, number: int, *, data: bytes, digest: bytes
+    store: ObjectStore, key: str, upload_id: str, number: int, *, data: bytes,
+    digest: bytes,
 ) -> str:
     checksum = b64_digest(digest)
     reply = await store.call(f"UploadPart {number}", key, lambda: store.client.upload_part(
