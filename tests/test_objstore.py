@@ -436,3 +436,29 @@ async def test_a_set_aside_a_killed_run_recorded_is_finished_before_anything_ove
     assert await store.head(location.key("videos/a.mp4")) is None
     assert await store.get_bytes(location.key(kept.path)) == data
     assert await complete_store_moves(store, [record]) == 0  # done: nothing twice
+
+
+async def test_a_cancelled_multipart_upload_is_aborted(moto: MotoServer, tmp_path: Path) -> None:
+    """Cancelled while a part hangs at the server (the run interrupted): the upload is
+    aborted, no part is left, no object appears."""
+    bucket = moto.new_bucket()
+    location = S3Location.parse(f"s3://{bucket}/p")
+    path, sha = _file(tmp_path / "big.mp4", 11 * MiB)
+    async with start_fault_proxy(moto.endpoint, FaultRule(
+            Fault.STALL, method="PUT", query="partNumber", times=0)) as proxy, \
+            open_store(S3Config.from_env(moto.env(proxy.url)), location, tuning=SMALL_PARTS,
+                       clock=NO_WAIT) as store:
+        assert proxy.stalled == 0
+        async with anyio.create_task_group() as tg:
+
+            async def upload() -> None:
+                await store.upload_file(location.key("videos/big.mp4"), path,
+                                        size=11 * MiB, sha256=sha)
+
+            tg.start_soon(upload)
+            await proxy.wait_stalled(SMALL_PARTS.parts_in_flight)
+            tg.cancel_scope.cancel()
+        assert any(s.method == "DELETE" and "uploadId" in s.query for s in proxy.seen)
+        proxy.unstall()
+    assert _uploads_in_progress(moto, bucket) == []
+    assert moto.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0

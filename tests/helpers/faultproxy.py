@@ -10,7 +10,8 @@ Every request is forwarded as received (method, path, query, headers, body) unle
 matches it: `SLOW_DOWN` answers 503 with S3's SlowDown error, `RESET` drops the connection
 without an answer (after reading the request: its effect upstream is unknown to the client
 only in `RESET_AFTER`, which forwards first and then drops), `CORRUPT` flips one byte of
-the request body before forwarding. A rule fires on the matching requests after the first
+the request body before forwarding, `STALL` holds the request unanswered until
+`unstall()`. A rule fires on the matching requests after the first
 `after` of them, `times` times (0: on every one); every rule counts every request it
 matches, and when several are due the first added fires. `seen` records every request the proxy
 received (headers included, so a test can tell which credentials reached which server),
@@ -30,6 +31,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 import aiohttp
+import anyio
 import anyio.from_thread
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -46,6 +48,7 @@ class Fault(enum.Enum):
     RESET = "connection dropped before forwarding"
     RESET_AFTER = "forwarded, then the connection dropped instead of the answer"
     CORRUPT = "one byte of the body flipped, then forwarded"
+    STALL = "held, unanswered, until `unstall()` (a hung server); then forwarded"
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,21 @@ class FaultProxy:
     rules: list[FaultRule] = field(default_factory=list)
     seen: list[Proxied] = field(default_factory=list)
     fired: list[tuple[FaultRule, Proxied]] = field(default_factory=list)
+    stalled: int = 0  # requests held by STALL now
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _released: anyio.Event = field(default_factory=anyio.Event)
+    _stall_changed: anyio.Condition = field(default_factory=anyio.Condition)
+
+    async def wait_stalled(self, count: int) -> None:
+        """Return once `count` requests are held by STALL (from the proxy's event loop)."""
+        async with self._stall_changed:
+            while self.stalled < count:
+                await self._stall_changed.wait()
+
+    def unstall(self) -> None:
+        """Let every stalled request through, and those to come (from the proxy's event
+        loop: in an async test, or through the portal of `background_fault_proxy`)."""
+        self._released.set()
 
     def add(self, rule: FaultRule) -> FaultRule:
         with self._lock:
@@ -152,6 +169,14 @@ async def start_fault_proxy(upstream: str, *rules: FaultRule) -> AsyncIterator[F
                 return _drop(request)
             if fault is Fault.CORRUPT:
                 body = _flip(body)
+            if fault is Fault.STALL:
+                async with proxy._stall_changed:
+                    proxy.stalled += 1
+                    proxy._stall_changed.notify_all()
+                try:
+                    await proxy._released.wait()
+                finally:
+                    proxy.stalled -= 1
             headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
             async with session.request(request.method, proxy.upstream + request.path_qs,
                                        headers=headers,
