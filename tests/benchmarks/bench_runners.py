@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -146,6 +147,7 @@ class Throughput:
     stats: dict[str, int]
     peak_connections: int
     once: bool  # every body POSTed exactly once
+    counted: int  # transactions the runners counted themselves (their closing lines)
 
     def line(self) -> str:
         per_job = {k: v / self.jobs for k, v in self.stats.items()}
@@ -157,6 +159,7 @@ class Throughput:
                 f"tup_fetched/job={per_job['tup_fetched']:.0f} "
                 f"tup_ins+upd+del/job="
                 f"{per_job['tup_inserted'] + per_job['tup_updated'] + per_job['tup_deleted']:.1f}"
+                f" runner-counted xact/job={self.counted / self.jobs:.1f}"
                 f" peak_connections={self.peak_connections} posted_once={self.once}")
 
 
@@ -184,7 +187,14 @@ def throughput(args: argparse.Namespace, runners: int, tmp: Path) -> Throughput:
         counts = sim.stats()["submissionsByFingerprint"]
     once = len(counts) == args.jobs and set(counts.values()) == {1}
     delta = {k: after[k] - before[k] for k in STAT_COLUMNS}
-    return Throughput(runners, args.jobs, seconds, codes, delta, sampler.peak, once)
+    counted = sum(counted_transactions(folder / f"runner{i}.log") for i in range(runners))
+    return Throughput(runners, args.jobs, seconds, codes, delta, sampler.peak, once, counted)
+
+
+def counted_transactions(log: Path) -> int:
+    """The transactions a runner says it made (`shared ledger: N transaction(s) …`)."""
+    found = re.search(r"shared ledger: (\d+) transaction", log.read_text(errors="replace"))
+    return int(found.group(1)) if found else 0
 
 
 def takeover(args: argparse.Namespace, tmp: Path) -> str:
@@ -226,9 +236,12 @@ def takeover(args: argparse.Namespace, tmp: Path) -> str:
 
 def dead_runner_jobs(conn: psycopg.Connection[Any], pid: int) -> list[str]:
     """The jobs a runner process holds now (the claims table names its runner row)."""
-    rows = conn.execute(
-        "SELECT j.job FROM kb_jobs j JOIN kb_runners r ON r.id = j.owner "
-        "WHERE r.pid = %s AND j.status = 'held'", (pid,)).fetchall()
+    try:
+        rows = conn.execute(
+            "SELECT j.job FROM kb_jobs j JOIN kb_runners r ON r.id = j.owner "
+            "WHERE r.pid = %s AND j.status = 'held'", (pid,)).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return []  # the runners have not made the schema yet
     return [str(row[0]) for row in rows]
 
 
@@ -253,12 +266,14 @@ def cli() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--admin-url", default=os.environ.get("KLING_TEST_POSTGRES", ADMIN_URL))
     parser.add_argument("--no-takeover", action="store_true")
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep the runners' logs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-runners-") as tmp:
+        work = Path(args.keep or tmp)
         for count in args.runners:
-            print(throughput(args, count, Path(tmp)).line(), flush=True)
+            print(throughput(args, count, work).line(), flush=True)
         if not args.no_takeover:
-            print(takeover(args, Path(tmp)), flush=True)
+            print(takeover(args, work), flush=True)
 
 
 if __name__ == "__main__":
