@@ -106,7 +106,9 @@ class SharedLedgerError(LedgerWriteError):
 
 class FencedError(KlingBatchError):
     """This runner no longer owns the job it was about to record (its lease lapsed and
-    another runner took the job over): the write was refused, the job is dropped here."""
+    another runner took the job over): the write was refused, the job is dropped here. Also
+    raised for an intent that waited for a batch-wide place while this runner began to
+    stop: nothing was written, the job is handed back."""
 
     exit_code = EXIT_HALTED
 

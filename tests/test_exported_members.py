@@ -41,14 +41,13 @@ PINNED: dict[str, list[str]] = {
     "runner.batch": [
         "Action", "Admission", "Bucket", "Budget", "Control", "Coordination", "Decision",
         "Endpoint", "Estimate", "FailureLimit", "Follower", "Gauge", "HaltReason", "JobBook",
-        "Live",
-        "ModelLimiters", "OverBudget", "PreparedRun", "Progress", "RateLimiter",
+        "Live", "ModelLimiters", "OverBudget", "PreparedRun", "Progress", "RateLimiter",
         "RunOptions", "RunResult", "Scheduler", "Slots", "Snapshot", "Submitter", "Window",
         "WorkItem", "account_cap", "after_acceptance", "after_refusal", "api_sessions",
-        "cancel_jobs", "cancel_targets", "changed_fields", "changed_inputs",
+        "batch_identity", "cancel_jobs", "cancel_targets", "changed_fields", "changed_inputs",
         "count_failures", "decide", "default_options", "estimate_jobs", "format_duration",
-        "halt_reason_for", "live_state", "opening_window", "prepare_run", "progress_line",
-        "record_cancellations", "reserve_slot", "run_batch",
+        "halt_reason_for", "keep_paid_numbers", "live_state", "opening_window", "prepare_run",
+        "progress_line", "record_cancellations", "reserve_slot", "run_batch", "work_items",
     ],
     "runner.cli": ["build_parser", "main"],
     "runner.export": [

@@ -172,11 +172,12 @@ async def test_a_lapsed_lease_is_taken_over_and_the_old_owner_fenced(
     await b.register()
     [claim] = await a.claim(1)
     await a.record(_intent("knight", {"prompt": "x"}))
-    assert await b.claim(1) == []  # a's lease runs
+    assert await b.claim(1, takeovers=1) == []  # a's lease runs
     async with pool.connection() as conn:  # a stops heartbeating: its lease lapses
         await conn.execute("UPDATE kb_runners SET lease_until = now() - interval '1 s' "
                            "WHERE id = %s", (a.id,))
-    [taken] = await b.claim(1)
+    assert await b.claim(1) == []  # not open: only a takeover may claim it
+    [taken] = await b.claim(0, takeovers=1)
     assert taken.takeover and taken.token > claim.token
     with pytest.raises(FencedError):
         await a.record(Submitted(job="knight", job_id="job_1", model="m", attempt=1))
@@ -253,6 +254,23 @@ async def test_batch_wide_places_are_never_exceeded(
         await a.record(Finished(job="j0", job_id="job_0", outcome=Outcome.SUCCEEDED,
                                 status="success"))
     assert await in_flight() == 2  # j1 and j2
+
+
+async def test_an_intent_waiting_for_a_place_gives_up_when_the_runner_stops(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    _batch_row(pg_url, ["j0", "j1"])
+    stopping = False
+    a = Coordinator(Database(pool, clock=REAL_CLOCK), batch=BATCH, account="sim|acct",
+                    concurrency=1, lease=30.0, clock=REAL_CLOCK,
+                    keep_waiting=lambda: not stopping)
+    await a.register()
+    await a.claim(2)
+    await a.record(_intent("j0", {"p": 0}))
+    stopping = True  # a drain: the second intent must not wait for a place, nor be written
+    with pytest.raises(FencedError, match="stopping"):
+        await a.record(_intent("j1", {"p": 1}))
+    assert await a.events_of(["j1"]) == []
 
 
 async def test_transactions_ride_out_terminated_connections(
@@ -382,7 +400,7 @@ async def test_a_runner_back_from_a_pause_keeps_the_jobs_nobody_took(
     await a.check_fence("knight")  # still its own: the lease is renewed, the POST may go
     b = _coordinator(pool)
     await b.register()
-    assert await b.claim(1) == []
+    assert await b.claim(1, takeovers=1) == []
 
 
 def test_status_json_from_the_database_matches_the_folders(

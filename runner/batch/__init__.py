@@ -13,6 +13,7 @@ from runner.batch.admission import (
 from runner.batch.book import JobBook, count_failures
 from runner.batch.budget import Budget, OverBudget
 from runner.batch.cancel import cancel_jobs, cancel_targets, record_cancellations
+from runner.batch.claim import batch_identity
 from runner.batch.control import Control, FailureLimit, HaltReason, halt_reason_for
 from runner.batch.engine import (
     Endpoint,
@@ -26,6 +27,7 @@ from runner.batch.engine import (
     run_batch,
 )
 from runner.batch.following import Follower
+from runner.batch.numbering import keep_paid_numbers
 from runner.batch.pricing import Estimate, estimate_jobs
 from runner.batch.progress import Progress, Snapshot, account_cap, format_duration, progress_line
 from runner.batch.resume import Action, Decision, changed_fields, changed_inputs, decide
@@ -34,6 +36,7 @@ from runner.batch.sessions import api_sessions
 from runner.batch.sharing import Coordination
 from runner.batch.submission import Submitter
 from runner.batch.window import Window, after_acceptance, after_refusal, opening_window
+from runner.batch.work import work_items
 
 __all__ = [
     "Action",
@@ -68,6 +71,7 @@ __all__ = [
     "after_acceptance",
     "after_refusal",
     "api_sessions",
+    "batch_identity",
     "cancel_jobs",
     "cancel_targets",
     "changed_fields",
@@ -78,6 +82,7 @@ __all__ = [
     "estimate_jobs",
     "format_duration",
     "halt_reason_for",
+    "keep_paid_numbers",
     "live_state",
     "opening_window",
     "prepare_run",
@@ -85,4 +90,5 @@ __all__ = [
     "record_cancellations",
     "reserve_slot",
     "run_batch",
+    "work_items",
 ]

@@ -160,13 +160,16 @@ class Scheduler:
     async def _job_task(
         self, worker: Ticket, place: Ticket, spec: JobSpec, job_id: str | None
     ) -> None:
+        began = True
         try:
             await self._job_steps(worker, place, spec, job_id)
         except FencedError as exc:
-            # A shared batch's runner that lost its lease: the job is another's now.
+            # A shared batch's runner that lost its lease: the job is another's now (or it
+            # is stopping and hands the job back: another runner may post it).
             self._note(str(exc))
+            began = False
         finally:
-            self._on_end(spec.id, True)
+            self._on_end(spec.id, began)
 
     async def _job_steps(
         self, worker: Ticket, place: Ticket, spec: JobSpec, job_id: str | None

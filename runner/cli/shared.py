@@ -189,7 +189,8 @@ async def _join(
     db = Database(pool, clock=REAL_CLOCK, where=f"the shared ledger at {safe_url(conninfo)}")
     account = f"{options.origin or SIMULATOR}|{options.account or ''}"
     coordinator = Coordinator(db, batch=location, account=account,
-                              concurrency=options.concurrency, lease=lease, clock=REAL_CLOCK)
+                              concurrency=options.concurrency, lease=lease, clock=REAL_CLOCK,
+                              keep_waiting=lambda: live.control.submissions_allowed)
     destination: Destination | None = None
     check_files = None
     if store is not None:

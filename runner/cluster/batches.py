@@ -90,22 +90,26 @@ def open_batch(
     `continue_batch`) or one sent to another API origin.
     """
     plan = [{"id": s.id, "model": s.model, "params": dict(s.params)} for s in specs]
+    # No lock on the batch's row or on existing job rows: runners at work lock a job's row,
+    # then the batch's (a place); a runner joining must never hold them in the other order.
     with conn.transaction():
         conn.execute("INSERT INTO kb_batches (location, manifest, manifest_sha256, origin, "
                      "account, plan) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                      (location, wanted.manifest, wanted.manifest_sha256, wanted.origin,
                       wanted.account, Jsonb(plan)))
         row = conn.execute("SELECT manifest, manifest_sha256, origin FROM kb_batches WHERE "
-                           "location = %s FOR UPDATE", (location,)).fetchone()
+                           "location = %s", (location,)).fetchone()
         assert row is not None
         _refuse_another(location, row, wanted, continue_batch=continue_batch)
-        conn.execute("UPDATE kb_batches SET plan = %s WHERE location = %s",
-                     (Jsonb(plan), location))
-        with conn.cursor() as cur:
-            cur.executemany("INSERT INTO kb_jobs (batch, job, position) VALUES (%s, %s, %s) "
-                            "ON CONFLICT (batch, job) DO UPDATE SET position = "
-                            "EXCLUDED.position", [(location, s.id, n) for n, s in
-                                                  enumerate(specs)])
+    if row[1] != wanted.manifest_sha256:  # a continuation: its plan is the batch's now
+        with conn.transaction():
+            conn.execute("UPDATE kb_batches SET plan = %s, manifest = %s, manifest_sha256 = %s "
+                         "WHERE location = %s", (Jsonb(plan), wanted.manifest,
+                                                 wanted.manifest_sha256, location))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany("INSERT INTO kb_jobs (batch, job, position) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (batch, job) DO NOTHING",
+                        [(location, s.id, n) for n, s in enumerate(specs)])
     batch = read_shared_batch(conn, location)
     assert batch is not None
     return batch

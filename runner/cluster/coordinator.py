@@ -21,7 +21,7 @@ import hashlib
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,9 @@ from runner.ledger import (
 # POST of its body is in the air.
 FREES_PLACE = (Finished, Lost, TimedOut, Rejected, NotSubmitted)
 FREES_BODY = (Submitted, Rejected, NotSubmitted)
+# Which jobs a claim picks: those of lapsed runners, or open ones.
+TAKEOVER = "j.status = 'held' AND j.owner <> %(me)s AND r.lease_until < now()"
+OPEN = "j.status = 'open'"
 # How often an intent waiting for a place or for its body looks again (seconds).
 WAIT_PAUSE = 0.2
 
@@ -92,7 +95,9 @@ class Coordinator:
     def __init__(
         self, db: Database, *, batch: str, account: str, concurrency: int, lease: float,
         clock: Clock, runner_id: uuid.UUID | None = None,
+        keep_waiting: Callable[[], bool] = lambda: True,
     ) -> None:
+        self._keep_waiting = keep_waiting  # False: an intent waiting for a place gives up
         self.db = db
         self.batch = batch
         self.account = account
@@ -179,29 +184,33 @@ class Coordinator:
             return cur.rowcount
         return await self.db.transaction(work)
 
-    async def claim(self, limit: int) -> list[Claim]:
-        """Up to `limit` jobs for this runner: those of lapsed runners first (they may be at
-        the API already), then open ones in manifest order."""
-        if limit <= 0:
-            return []
-
-        async def work(conn: psycopg.AsyncConnection[Any]) -> list[Claim]:
-            cur = await conn.execute(
-                "WITH picked AS (SELECT j.job, j.status = 'held' AS takeover FROM kb_jobs j "
-                "LEFT JOIN kb_runners r ON r.id = j.owner WHERE j.batch = %(b)s AND "
-                "(j.status = 'open' OR (j.status = 'held' AND j.owner <> %(me)s AND "
-                "r.lease_until < now())) ORDER BY j.status = 'open', j.position "
-                "LIMIT %(n)s FOR UPDATE OF j SKIP LOCKED) "
-                "UPDATE kb_jobs j SET status = 'held', owner = %(me)s, "
-                "token = nextval('kb_tokens') FROM picked WHERE j.batch = %(b)s AND "
-                "j.job = picked.job RETURNING j.job, j.token, picked.takeover",
-                {"b": self.batch, "me": self.id, "n": limit})
-            return [Claim(job, token, takeover) for job, token, takeover in
-                    await cur.fetchall()]
-        claims = await self.db.transaction(work)
+    async def claim(self, limit: int, *, takeovers: int = 0) -> list[Claim]:
+        """Jobs for this runner: up to `takeovers` of runners whose lease lapsed (they may
+        hold places at the API: taking them over is what frees those, so a runner takes
+        them even when it holds all it would claim), then up to `limit` open ones, in
+        manifest order."""
+        claims: list[Claim] = []
+        if takeovers > 0:
+            claims += await self.db.transaction(lambda conn: self._pick(conn, TAKEOVER,
+                                                                        takeovers))
+        if limit > 0:
+            claims += await self.db.transaction(lambda conn: self._pick(conn, OPEN, limit))
         for claim in claims:
             self._tokens[claim.job] = claim.token
         return claims
+
+    async def _pick(
+        self, conn: psycopg.AsyncConnection[Any], which: str, limit: int
+    ) -> list[Claim]:
+        cur = await conn.execute(
+            "WITH picked AS (SELECT j.job, j.status = 'held' AS takeover FROM kb_jobs j "
+            "LEFT JOIN kb_runners r ON r.id = j.owner WHERE j.batch = %(b)s AND " + which +
+            " ORDER BY j.position LIMIT %(n)s FOR UPDATE OF j SKIP LOCKED) "
+            "UPDATE kb_jobs j SET status = 'held', owner = %(me)s, "
+            "token = nextval('kb_tokens') FROM picked WHERE j.batch = %(b)s AND "
+            "j.job = picked.job RETURNING j.job, j.token, picked.takeover",
+            {"b": self.batch, "me": self.id, "n": limit})
+        return [Claim(job, token, takeover) for job, token, takeover in await cur.fetchall()]
 
     async def close(self, job: str) -> None:
         """This runner is done with `job` (for now): nobody claims it again in this session
@@ -295,6 +304,9 @@ class Coordinator:
                 await self.db.transaction(lambda conn: self._write(conn, event, event_id))
                 return
             except _Wait:
+                if not self._keep_waiting():
+                    raise FencedError(f"{event.job}: not posted, this runner is stopping "
+                                      "(its intent waited for a place)") from None
                 await self._clock.sleep(WAIT_PAUSE)
 
     async def _locked_row(self, conn: psycopg.AsyncConnection[Any], job: str) -> bool:

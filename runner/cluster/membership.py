@@ -25,16 +25,16 @@ from runner.batch import (
     PreparedRun,
     RunOptions,
     WorkItem,
+    batch_identity,
+    keep_paid_numbers,
+    work_items,
 )
-from runner.batch.claim import batch_identity
-from runner.batch.numbering import keep_paid_numbers
-from runner.batch.work import work_items
 from runner.cluster.batches import connected, open_batch
 from runner.cluster.coordinator import Coordinator
 from runner.cluster.store import read_batch_events
 from runner.domain import JobSpec
 from runner.errors import UsageError
-from runner.ledger import Event, JobRecord, replay
+from runner.ledger import Event, JobRecord, OutcomeLost, replay
 from runner.manifest import Manifest
 from runner.outdir import write_plan, writing
 
@@ -99,6 +99,7 @@ class SharedRun:
         self._ended: list[tuple[str, bool]] = []
         self._changed = anyio.Event()
         self.taken_over = 0
+        self._known: set[str] | None = None
 
     @property
     def transactions(self) -> int:
@@ -107,6 +108,11 @@ class SharedRun:
 
     async def append(self, event: Event) -> None:
         await self._coord.record(event)
+        if isinstance(event, OutcomeLost) and self._known is not None:
+            # About to reconcile a lost POST: every jobId another runner recorded for the
+            # same body is in the ledger by now (its row in the air was ours since the
+            # intent), and must count as taken, or the listing would adopt it twice.
+            self._known.update(await self._coord.job_ids())
 
     async def before_post(self, job: str) -> None:
         await self._coord.check_fence(job)
@@ -133,11 +139,14 @@ class SharedRun:
     async def claims(
         self, book: JobBook, known_job_ids: set[str], note: Callable[[str], None]
     ) -> AsyncIterator[Sequence[WorkItem]]:
+        self._known = known_job_ids
         await self._coord.register()  # before the first claim (serve may not have run yet)
         while True:
             await self._settle_ended()
             room = self._capacity - len(self._active)
-            claims = await self._coord.claim(room) if self._may_claim(room) else []
+            claims = await self._coord.claim(
+                room if self._may_claim(room) else 0,
+                takeovers=self._capacity if self._may_claim_more() else 0)
             if claims:
                 takeovers = [c.job for c in claims if c.takeover]
                 if takeovers:
