@@ -47,6 +47,7 @@ from tests.helpers.cluster import (
     cluster_jobs,
     expanded_count,
     expected_submissions,
+    local_tcp_ports,
     restart_postgresql,
     submitted_count,
     wait_for_created,
@@ -201,6 +202,19 @@ def held_by(ledger: str, runner: RunnerProcess, *, in_flight: bool = False) -> s
             return {str(row[0]) for row in conn.execute(query, (runner.pid,)).fetchall()}
         except psycopg.errors.UndefinedTable:
             return set()  # the runner has not created the schema yet
+
+
+def ledger_state(ledger: str) -> str:
+    """Who holds what, and what every connection is doing: for a wait that timed out."""
+    with psycopg.connect(ledger, autocommit=True) as conn:
+        jobs = conn.execute(
+            "SELECT r.pid, r.lease_until < now(), j.status, j.in_flight, count(*) FROM kb_jobs j "
+            "LEFT JOIN kb_runners r ON r.id = j.owner GROUP BY 1, 2, 3, 4 ORDER BY 1").fetchall()
+        activity = conn.execute(
+            "SELECT pid, state, wait_event_type, left(query, 80) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall()
+    return (f"jobs (runner pid, lease lapsed, status, in flight, count): {jobs}\n"
+            f"connections: {activity}")
 
 
 def event_lines(ledger: str) -> list[dict[str, Any]]:
@@ -390,11 +404,13 @@ def test_s3_503s_and_resets_are_retried(bed: Bed, clusters: list[Cluster]) -> No
     share of the uploads and of the checks after them; uploads are retried and every object
     read back from the bucket matches the ledger."""
     moto = bed.env["AWS_ENDPOINT_URL"]
-    rules = [FaultRule(Fault.SLOW_DOWN, method="PUT", after=1, times=5),
-             FaultRule(Fault.RESET, method="PUT", after=4, times=4),
-             FaultRule(Fault.RESET_AFTER, method="PUT", after=8, times=4),
-             FaultRule(Fault.SLOW_DOWN, method="HEAD", after=2, times=4),
-             FaultRule(Fault.RESET, method="HEAD", after=6, times=3)]
+    # Windows that do not overlap (the nth matching request, retries included), so every
+    # rule fires in full: PUTs 2-4, 6-8 and 11-13, HEADs 3-5 and 8-9.
+    rules = [FaultRule(Fault.SLOW_DOWN, method="PUT", after=1, times=3),
+             FaultRule(Fault.RESET, method="PUT", after=5, times=3),
+             FaultRule(Fault.RESET_AFTER, method="PUT", after=10, times=3),
+             FaultRule(Fault.SLOW_DOWN, method="HEAD", after=2, times=3),
+             FaultRule(Fault.RESET, method="HEAD", after=7, times=2)]
     with background_fault_proxy(moto, *rules) as proxy:
         jobs = cluster_jobs(30)
         cluster = start_cluster(bed, jobs, seed=13, runners=2,
@@ -404,8 +420,8 @@ def test_s3_503s_and_resets_are_retried(bed: Bed, clusters: list[Cluster]) -> No
         fired = Counter(f"{request.method} {rule.fault.name}" for rule, request in proxy.fired)
         books = assert_accounted(bed, cluster, jobs)
     # Every rule fired in full: the faults happened, so the test proves something.
-    assert fired == {"PUT SLOW_DOWN": 5, "PUT RESET": 4, "PUT RESET_AFTER": 4,
-                     "HEAD SLOW_DOWN": 4, "HEAD RESET": 3}, fired
+    assert fired == {"PUT SLOW_DOWN": 3, "PUT RESET": 3, "PUT RESET_AFTER": 3,
+                     "HEAD SLOW_DOWN": 3, "HEAD RESET": 2}, fired
     print(f"S3 faults injected: {dict(fired)}; {books.jobs_created} jobs")
 
 
@@ -422,13 +438,59 @@ def test_paused_runner_is_fenced(bed: Bed, clusters: list[Cluster]) -> None:
                120, "the sleeper to hold jobs at the API")
     sleeper.pause()
     asleep = held_by(bed.ledger, sleeper)
-    wait_until(lambda: not held_by(bed.ledger, sleeper) & asleep, 120,
-               f"the others to take over the sleeper's {len(asleep)} jobs")
+    try:
+        wait_until(lambda: not held_by(bed.ledger, sleeper) & asleep, 120,
+                   f"the others to take over the sleeper's {len(asleep)} jobs")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; sleeper pid {sleeper.pid}\n"
+                             f"{ledger_state(bed.ledger)}") from None
     sleeper.resume()
     finish_batch(cluster)
     assert_accounted(bed, cluster, jobs)
     log = sleeper.logs()
     assert "another runner took this job over" in log or "lease lapsed" in log, log[-3000:]
+
+
+def in_transaction(ledger: str, runner: RunnerProcess) -> bool:
+    """Whether one of the runner's connections is inside a transaction the server waits on,
+    one that has locked or written rows already (it has a transaction id)."""
+    ports = local_tcp_ports(runner.pid)
+    with psycopg.connect(ledger, autocommit=True) as conn:
+        rows = conn.execute("SELECT client_port FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND state = 'idle in transaction' AND "
+                            "backend_xid IS NOT NULL").fetchall()
+    return any(row[0] in ports for row in rows)
+
+
+def test_runner_paused_inside_a_transaction_is_taken_over(
+    bed: Bed, clusters: list[Cluster]
+) -> None:
+    """A runner stopped between two statements of one of its transactions (a VM paused, a
+    process stopped: its connection stays open, the server waits on it) must not keep its
+    jobs from the others past its lease, whatever rows that transaction has locked."""
+    jobs = cluster_jobs(40)
+    cluster = start_cluster(bed, jobs, seed=15, runners=3, job_seconds=(1.0, 2.0))
+    clusters.append(cluster)
+    sleeper = cluster.runners[0]
+    wait_until(lambda: bool(held_by(bed.ledger, sleeper, in_flight=True)), 120,
+               "the sleeper to hold jobs at the API")
+    for _ in range(500):  # stop it; keep it stopped only if it is inside a transaction
+        sleeper.pause()
+        if in_transaction(bed.ledger, sleeper):
+            break
+        sleeper.resume()
+    else:
+        raise AssertionError("never caught the sleeper inside a transaction")
+    try:
+        wait_until(lambda: not held_by(bed.ledger, sleeper), 120,
+                   "the others to take over every job of the sleeper")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; sleeper pid {sleeper.pid}\n"
+                             f"{ledger_state(bed.ledger)}") from None
+    finally:
+        sleeper.resume()
+    finish_batch(cluster)
+    assert_accounted(bed, cluster, jobs)
 
 
 def test_accounting_sees_a_body_paid_twice(tmp_path: Path) -> None:

@@ -266,6 +266,26 @@ class Cluster:
         return "\n".join(r.logs() for r in self.runners)
 
 
+def local_tcp_ports(pid: int) -> set[int]:
+    """The local TCP ports of a process's sockets (from /proc: its fds, then the tables)."""
+    inodes = set()
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir() if fds.is_dir() else ():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 9 and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def submitted_count(sim: SimulatorProcess) -> int:
     """Jobs the simulator has created so far."""
     return int(sim.stats()["jobsCreated"])
