@@ -85,7 +85,7 @@ PINNED: dict[str, list[str]] = {
         "Claim", "Coordinator", "Database", "PostgresLedger", "SharedBatch", "SharedRun",
         "batch_location", "body_key", "check_ledger_url", "connected", "is_ledger_url",
         "migrate", "open_batch", "open_pool", "prepare_shared_run", "read_batch_events",
-        "read_shared_batch", "require_batch", "safe_url",
+        "read_shared_batch", "require_batch", "safe_url", "session_options",
     ],
     "runner.objstore": [
         "DEFAULT_CAPACITY", "DEFAULT_REGION", "SCHEME", "SHA256_META", "ObjectStore",

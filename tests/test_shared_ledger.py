@@ -30,6 +30,7 @@ from runner.cluster import (
     PostgresLedger,
     migrate,
     open_pool,
+    session_options,
 )
 from runner.errors import FencedError, SharedLedgerError
 from runner.ledger import (
@@ -273,6 +274,25 @@ async def test_an_intent_waiting_for_a_place_gives_up_when_the_runner_stops(
     assert await a.events_of(["j1"]) == []
 
 
+async def test_a_runner_paused_inside_a_transaction_does_not_stop_the_others(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    """A session idle inside a transaction (its process stopped) is ended by the server
+    after half a lease, and its locks with it (`session_options`)."""
+    _batch_row(pg_url, ["j0"])
+    paused = psycopg.connect(pg_url, options=session_options(2.0))
+    paused.execute("SELECT 1 FROM kb_batches FOR UPDATE")  # ...and then it stops
+    try:
+        a = _coordinator(pool)
+        await a.register()
+        await a.claim(1)
+        await a.record(_intent("j0", {"p": 0}))  # needs the batch's row: waits, then gets it
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            paused.execute("SELECT 1")  # its session was ended
+    finally:
+        paused.close()
+
+
 async def test_transactions_ride_out_terminated_connections(
     pool: AsyncConnectionPool, pg_url: str
 ) -> None:
@@ -422,6 +442,9 @@ def test_status_json_from_the_database_matches_the_folders(
     assert [v["state"] for v in from_db] == ["succeeded"] * 3
     assert main(["report", str(out), "--ledger", pg_url]) == 0
     assert (out / "report.html").is_file() and (out / "results.csv").is_file()
+    capsys.readouterr()
+    assert main(["cancel", str(out), "--ledger", pg_url]) == 0  # nothing in flight
+    assert "nothing to cancel" in capsys.readouterr().out
 
 
 def _lines(store: PostgresLedger) -> list[dict[str, Any]]:

@@ -115,11 +115,15 @@ class Scheduler:
             for spec, _record in lost:
                 if spec.id in found.adopted:
                     self._start(tg, spec, found.adopted[spec.id])
+        # Every job at the API first (at once), then the downloads (each waiting for a
+        # worker): a download waiting must never keep a job that holds a place unfollowed.
         for item in items:
             record = item.record
             if item.decision.action is Action.POLL and record is not None and record.job_id:
                 self._start(tg, item.spec, record.job_id)
-            elif item.decision.action is Action.DOWNLOAD and record is not None:
+        for item in items:
+            record = item.record
+            if item.decision.action is Action.DOWNLOAD and record is not None:
                 worker = await self._admission.worker()
                 self._begun.add(item.spec.id)
                 tg.start_soon(self._download_task, worker, item.spec, record, item.verified)

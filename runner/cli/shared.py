@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from runner.batch import Coordination, Live, PreparedRun
@@ -39,6 +40,7 @@ from runner.cluster import (
     read_batch_events,
     require_batch,
     safe_url,
+    session_options,
 )
 from runner.errors import KlingBatchError, UsageError
 from runner.ledger import JobRecord, replay
@@ -59,6 +61,7 @@ from runner.polling import PollMode
 from runner.views import JobView, job_views
 
 DEFAULT_LEASE = 30.0
+POOL_SIZE = 8  # connections per runner, at most
 
 
 def lease_seconds(value: str | None) -> float:
@@ -184,7 +187,10 @@ async def _join(
     joined: list[tuple[SharedRun, AsyncConnectionPool]],
 ) -> tuple[Coordination, Destination | None]:
     options = prepared.options
-    pool = await open_pool(conninfo, max_size=max(4, options.concurrency + 2))
+    # Transactions are short and a waiting intent holds no connection: a few connections
+    # serve hundreds of jobs in flight, and runners on many machines must stay far below
+    # the server's max_connections (100 by default).
+    pool = await open_pool(conninfo, max_size=POOL_SIZE, options=session_options(lease))
     stack.push_async_callback(pool.close)
     db = Database(pool, clock=REAL_CLOCK, where=f"the shared ledger at {safe_url(conninfo)}")
     account = f"{options.origin or SIMULATOR}|{options.account or ''}"
@@ -212,7 +218,7 @@ def _write_views(directory: Path, *, conninfo: str, location: str) -> None:
     """The batch's views into its folder, from the shared ledger; a failure is said."""
     try:
         write_shared_views(directory, conninfo, location)
-    except (OSError, KlingBatchError) as exc:
+    except (OSError, KlingBatchError, psycopg.Error) as exc:
         output.err(f"could not write the report of {directory}: {exc}")
 
 

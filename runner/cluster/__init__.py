@@ -14,7 +14,13 @@ from runner.cluster.batches import (
     require_batch,
 )
 from runner.cluster.coordinator import BatchCounts, Claim, Coordinator, body_key
-from runner.cluster.database import DEFAULT_PATIENCE, Database, open_pool, safe_url
+from runner.cluster.database import (
+    DEFAULT_PATIENCE,
+    Database,
+    open_pool,
+    safe_url,
+    session_options,
+)
 from runner.cluster.membership import SharedRun, prepare_shared_run
 from runner.cluster.store import (
     MIGRATIONS,
@@ -49,4 +55,5 @@ __all__ = [
     "read_shared_batch",
     "require_batch",
     "safe_url",
+    "session_options",
 ]

@@ -28,12 +28,14 @@ Work = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
 # How long a run waits for the shared ledger to come back before it halts (seconds).
 DEFAULT_PATIENCE = 60.0
 RETRY_PAUSES = (0.1, 0.25, 0.5, 1.0, 2.0)
-# Errors a new transaction may cure: the server went away, or it chose us as a deadlock
-# or serialization victim.
+# Errors a new transaction may cure: the server went away, ended our session, or chose us
+# as a deadlock or serialization victim, or a lock took too long.
 RETRYABLE: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
     psycopg.errors.SerializationFailure,
     psycopg.errors.DeadlockDetected,
+    psycopg.errors.LockNotAvailable,
+    psycopg.errors.IdleInTransactionSessionTimeout,  # we were paused mid-transaction
 )
 
 
@@ -93,15 +95,33 @@ class Database:
                 await self._clock.sleep(pause)
 
 
+def session_options(lease: float) -> str:
+    """The libpq `options` of a runner's connections: a session idle inside a transaction
+    for half a lease is ended by the server, and a statement waits that long for a lock at
+    most. A runner paused (SIGSTOP) in the middle of a transaction would otherwise hold its
+    row locks — the batch's row among them — and stop every other runner; ended, its locks
+    go, and its own transaction, tried again when it wakes, meets the fence. Our
+    transactions are a few statements long, so a live runner never waits that long (and if
+    a stalled one does, its transaction is simply tried again). Behind a pooler that drops
+    `options`, set both on the role instead (ALTER ROLE … SET …)."""
+    ms = int(max(1.0, lease / 2) * 1000)
+    return f"-c idle_in_transaction_session_timeout={ms} -c lock_timeout={ms}"
+
+
 async def open_pool(
-    conninfo: str, *, max_size: int = 8, connection_wait: float = 5.0
+    conninfo: str, *, max_size: int = 8, connection_wait: float = 5.0,
+    options: str | None = None,
 ) -> AsyncConnectionPool:
     """An open pool on `conninfo` (libpq rules: PGPASSWORD, ~/.pgpass apply); connections
     are checked before use, so one a restart broke is replaced, not handed out. A
-    connection not had within `connection_wait` seconds is an OperationalError (PoolTimeout): the
-    transaction's own retries decide how long to wait in all."""
+    connection not had within `connection_wait` seconds is an OperationalError
+    (PoolTimeout): the transaction's own retries decide how long to wait in all.
+    `options`: libpq session options (`session_options`)."""
+    kwargs: dict[str, object] = {"autocommit": True, "connect_timeout": 5}
+    if options:
+        kwargs["options"] = options
     pool = AsyncConnectionPool(conninfo, min_size=1, max_size=max_size, open=False,
-                               check=AsyncConnectionPool.check_connection, timeout=connection_wait,
-                               kwargs={"autocommit": True, "connect_timeout": 5})
+                               check=AsyncConnectionPool.check_connection,
+                               timeout=connection_wait, kwargs=kwargs)
     await pool.open(wait=False)
     return pool
