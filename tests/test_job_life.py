@@ -29,6 +29,7 @@ from runner.batch import (
     Decision,
     Follower,
     JobBook,
+    Progress,
     RateLimiter,
     Scheduler,
     Submitter,
@@ -39,9 +40,26 @@ from runner.batch import (
 )
 from runner.batch.withdrawals import append_request
 from runner.canonical import canonical_json
-from runner.domain import JobSpec, RemoteJob, RemoteStatus, SourceLocation, Submission
+from runner.domain import (
+    JobSpec,
+    JobState,
+    RemoteJob,
+    RemoteStatus,
+    SourceLocation,
+    Submission,
+)
 from runner.errors import OutcomeUnknownError, TransientApiError
-from runner.ledger import Event, Finished, Intended, LedgerWriter, NotSubmitted, Outcome, Submitted
+from runner.ledger import (
+    Event,
+    Finished,
+    Intended,
+    LedgerWriter,
+    NotSubmitted,
+    Outcome,
+    Running,
+    Submitted,
+    replay,
+)
 from runner.polling import PollPolicy
 from runner.reconcile import Reconciler
 from tests.helpers.http import FakeTime
@@ -310,3 +328,27 @@ async def test_a_cancel_request_at_any_await_point_is_never_followed_by_a_post(
             assert asked == [f"job_{gates.posts_then}"], where
         else:
             assert len(asked) <= 1, where
+
+
+class _Unwritten:
+    """The book's sink where adopting must write nothing."""
+
+    async def append(self, event: Event) -> None:
+        raise AssertionError(f"adopting wrote {event}")
+
+
+def test_records_taken_over_from_another_runner_move_the_counts() -> None:
+    """A shared batch's runner adopts the records another runner wrote meanwhile: the
+    progress counts move with them (before: `submitted -2 running -1` after a takeover)."""
+    progress = Progress(total=3, control=Control(total=3), clock=lambda: 0.0)
+    progress.start([JobState.PENDING] * 3)
+    book = JobBook(_Unwritten(), {}, (progress.observe,), on_adopt=progress.moved)
+    running = replay([
+        Intended(ts="2026-12-01T00:00:00Z", job="a", attempt=1, model="m", body={}),
+        Submitted(ts="2026-12-01T00:00:01Z", job="a", job_id="job_a", model="m", attempt=1),
+        Running(ts="2026-12-01T00:00:02Z", job="a", job_id="job_a"),
+    ])
+    book.adopt(running)
+    book.adopt(running)  # the same records again: nothing moves twice
+    assert progress.states["running"] == 1 and progress.states["pending"] == 2
+    assert all(n >= 0 for n in progress.states.values())

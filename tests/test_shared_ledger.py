@@ -399,6 +399,9 @@ def test_two_runners_into_an_object_store(
         stats = sim.stats.to_json()
     assert [p.returncode for p in runners] == [0, 0], (tmp_path / "run0.log").read_text()
     assert sorted(stats["submissionsByFingerprint"].values()) == [1] * 6
+    for n in range(2):  # the closing line names the bucket, not the runner's local spool
+        assert f"file(s) in s3://{bucket}/batches/spring/videos" in (
+            tmp_path / f"run{n}.log").read_text()
     keys = {o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket)["Contents"]}
     assert {f"batches/spring/videos/clip-{n:03d}.mp4" for n in range(6)} <= keys
     assert {"batches/spring/metadata.jsonl", "batches/spring/report.html"} <= keys

@@ -32,10 +32,12 @@ class JobBook:
         writer: EventSink,
         records: Mapping[str, JobRecord],
         observers: tuple[Observer, ...] = (),
+        on_adopt: Callable[[JobState, JobState], None] | None = None,
     ) -> None:
         self._writer = writer
         self._records = dict(records)
         self._observers = observers
+        self._on_adopt = on_adopt
 
     def get(self, job: str) -> JobRecord | None:
         return self._records.get(job)
@@ -55,8 +57,13 @@ class JobBook:
 
     def adopt(self, records: Mapping[str, JobRecord]) -> None:
         """Take the records another runner of a shared batch wrote for jobs this run now
-        holds (no observer is told: they moved elsewhere)."""
-        self._records.update(records)
+        holds. No observer is told of an event (they happened elsewhere); `on_adopt` hears
+        each job whose state moved meanwhile, so the run's counters stay whole."""
+        for job, record in records.items():
+            before = self.state(job)
+            self._records[job] = record
+            if self._on_adopt is not None and before is not record.state:
+                self._on_adopt(before, record.state)
 
     async def record(self, event: Event, *, observed: bool = True) -> JobRecord:
         """Write `event` durably, then move the job; its new record. `observed=False` for a

@@ -277,7 +277,7 @@ async def run_batch(
     serve = writer.run if writer is not None else _present(shared).serve
     book = JobBook(sink, prepared.records,
                    (live.progress.observe, count_failures(live.control.count_failure),
-                    *live.observers))
+                    *live.observers), on_adopt=live.progress.moved)
     try:
         async with api_sessions() as (api_session, cdn_session), anyio.create_task_group() as tg:
             tg.start_soon(serve)

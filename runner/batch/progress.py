@@ -134,6 +134,12 @@ class Progress:
         """Where the run's jobs start (done or failed before is not news)."""
         self.states.update(s.value for s in states)
 
+    def moved(self, before: JobState, after: JobState) -> None:
+        """A job moved elsewhere (another runner of a shared batch, before this one took it
+        over): its count moves, nothing else is news."""
+        self.states[before.value] -= 1
+        self.states[after.value] += 1
+
     def observe(self, old: JobRecord | None, new: JobRecord, event: Event) -> None:
         """One transition of the book: move the job's count; count what the event says."""
         before = old.state if old is not None else JobState.PENDING

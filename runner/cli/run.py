@@ -329,7 +329,9 @@ async def _run(
         else:
             write_views(out_dir)
         facts = _summarize(live, prepared, records, quiet=args.quiet,
-                           to_stderr=args.events == "-")
+                           to_stderr=args.events == "-",
+                           videos=None if destination is None
+                           else f"{destination.describe()}/videos")
         code = outcome[0].exit_code if outcome else EXIT_INTERRUPTED
     if endings.notify_command or endings.notify_url:
         summary = notify_summary(args, prepared, live, facts, code=code,
@@ -381,11 +383,11 @@ def _iso(moment: datetime) -> str:
 
 def _summarize(
     live: Live, prepared: PreparedRun, records: Mapping[str, JobRecord], *,
-    quiet: bool = False, to_stderr: bool = False,
+    quiet: bool = False, to_stderr: bool = False, videos: str | None = None,
 ) -> dict[str, Any]:
     """The closing lines: notes not yet shown, how the run ended, where the files are;
     the facts the notifiers send. Quiet: only a halt, which is an error. `to_stderr`:
-    stdout carries the event stream."""
+    stdout carries the event stream. `videos`: where the files are, when not in the folder."""
     _closing_notes(live, quiet=quiet)
     say = output.err if to_stderr else output.out
     selected = prepared.selected
@@ -402,7 +404,8 @@ def _summarize(
     if quiet:
         return facts
     gap = f": {missing} download(s) failed — run again to fetch them" if missing else ""
-    say(f"{summary} — {files} file(s) in {prepared.options.out_dir / 'videos'}{gap} — "
+    where = videos or prepared.options.out_dir / "videos"  # an object store names its own
+    say(f"{summary} — {files} file(s) in {where}{gap} — "
         f"{cost:g} CU spent in all")
     if prepared.left_out:
         total = len(selected) + prepared.left_out
