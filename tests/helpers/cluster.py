@@ -33,9 +33,11 @@ from runner.simulator import request_fingerprint
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Quick polling, a short settle (the simulator lists a created job at once) and no display.
+# Quick polling and a short settle (the simulator lists a created job at once). Not -q: the
+# runners' notes (a fenced write, a takeover) are in their logs for the tests to read; off a
+# terminal the display is one line every 10 s.
 FAST_FLAGS = ["--poll-interval", "0.05", "--poll-max", "0.3", "--listings-per-second", "20",
-              "--settle", "0.5", "-q"]
+              "--settle", "0.5"]
 # Small videos: the simulator encodes one per job, on two cores shared with the runners.
 SMALL_VIDEOS = ["--video-size", "64", "36", "--video-fps", "6", "--video-seconds", "0.5"]
 # Lost answers: the job is created, then the connection resets or a 5xx hides it.
