@@ -9,11 +9,13 @@ jobs named, and records their cancellation itself.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 
-from runner.api import api_origin
+from runner.api import Credentials, api_origin
 from runner.batch import (
     cancel_jobs,
     cancel_pending,
@@ -83,16 +85,9 @@ def _cancel_in_folder(args: argparse.Namespace) -> int:
                    + ("canceled; they will not be submitted" if idle else
                       "the run holding the folder will not submit them")
                    + " (bring one back with `run --retry-failed --only ID`)")
-    refused = []
+    refused: list[Any] = []
     if endpoint is not None:
-        outcomes = anyio.run(cancel_jobs, endpoint[0], endpoint[1], targets.jobs)
-        refused = [o for o in outcomes if o.refusal is not None]
-        for outcome in outcomes:
-            text = f"refused: {outcome.refusal}" if outcome.refusal else (
-                outcome.result.raw_status if outcome.result else "?")
-            output.out(f"{outcome.job}  {outcome.job_id}  {text}")
-        output.out(f"{len(outcomes) - len(refused)} cancel request(s) accepted, "
-                   f"{len(refused)} refused")
+        outcomes, refused = _ask_api(endpoint[0], endpoint[1], targets.jobs)
         try:
             recorded = record_cancellations(args.directory, outcomes)
         except FolderError as exc:  # the API did cancel: the next run's polling records it
@@ -133,15 +128,25 @@ def _cancel_shared(args: argparse.Namespace, ledger: str) -> int:
     if batch.origin not in (None, origin):
         raise UsageError(f"{batch.location} is a batch sent to {batch.origin}, not {origin}",
                          hint=f"pass --base-url {batch.origin}")
-    outcomes = anyio.run(cancel_jobs, base_url, credentials, targets.jobs)
+    _, refused = _ask_api(base_url, credentials, targets.jobs)
+    output.out("the batch's runners record the cancellations as they follow the jobs")
+    return EXIT_JOBS_FAILED if refused else 0
+
+
+def _ask_api(
+    base_url: str, credentials: Credentials, jobs: Sequence[tuple[str, str]]
+) -> tuple[list[Any], list[Any]]:
+    """Ask the API to cancel `jobs` ((job, jobId) pairs), print each answer and the count;
+    every outcome (`runner.batch.cancel.CancelOutcome`), and the refused ones."""
+    outcomes = anyio.run(cancel_jobs, base_url, credentials, jobs)
     refused = [o for o in outcomes if o.refusal is not None]
     for outcome in outcomes:
         text = f"refused: {outcome.refusal}" if outcome.refusal else (
             outcome.result.raw_status if outcome.result else "?")
         output.out(f"{outcome.job}  {outcome.job_id}  {text}")
     output.out(f"{len(outcomes) - len(refused)} cancel request(s) accepted, "
-               f"{len(refused)} refused; the batch's runners record them as they follow")
-    return EXIT_JOBS_FAILED if refused else 0
+               f"{len(refused)} refused")
+    return outcomes, refused
 
 
 def _check_origin(directory: Path, origin: str) -> None:
