@@ -124,7 +124,7 @@ class RunSettings:
 
 
 class RemoteStatus(enum.Enum):
-    """A job's status as the API reports it (scenario-api.md 3.2); UNKNOWN for anything new."""
+    """A job's status as the API reports it (docs/api.md §3.2); UNKNOWN for anything new."""
 
     PENDING = "pending"
     QUEUED = "queued"

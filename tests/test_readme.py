@@ -1,10 +1,12 @@
 """The README a newcomer follows: its manifest runs from any folder with nothing beside it,
-and no link of the README or docs/ leaves the repository.
+no link of the README or docs/ leaves the repository, and every `docs/api.md §N` the code
+cites is a heading of that page.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,63 @@ def test_no_link_leaves_the_repository() -> None:
             assert "://" not in target, (doc, target)
             path = (doc.parent / target.split("#")[0]).resolve()
             assert path.is_relative_to(REPO) and path.exists(), (doc, target)
+
+
+API_DOC = REPO / "docs" / "api.md"
+# "docs/api.md §3.4", "docs/api.md §4.1, §4.2", "docs/api.md §2, §3, §4" (a line break may
+# fall after the file name in a wrapped comment).
+_CITATION = re.compile(r"docs/api\.md((?:[\s#,]*(?:and\s+)?§\d+(?:\.\d+)*)+)")
+_SECTION = re.compile(r"§(\d+(?:\.\d+)*)")
+_HEADING = re.compile(r"^#{2,4} (\d+(?:\.\d+)*)\.? ", re.M)
+
+
+def api_sections() -> set[str]:
+    return set(_HEADING.findall(API_DOC.read_text()))
+
+
+def repo_files() -> list[Path]:
+    """Tracked files and new ones git does not ignore (no caches, venvs or run output)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    return [REPO / name for name in listed if name and (REPO / name).is_file()]
+
+
+def citations(text: str) -> list[str]:
+    return [s for found in _CITATION.findall(text) for s in _SECTION.findall(found)]
+
+
+def test_the_citation_pattern_reads_every_form() -> None:
+    assert citations("see docs/api.md §3.4.") == ["3.4"]
+    assert citations("(docs/api.md §4.1, §4.2) and (docs/api.md §2, §3, §4)") == [
+        "4.1", "4.2", "2", "3", "4"]
+    assert citations("a token (docs/api.md\n    # §3.4), so") == ["3.4"]
+    assert citations("docs/api.md §N") == []
+
+
+def test_the_api_page_has_numbered_sections() -> None:
+    sections = api_sections()
+    assert {"1", "1.1", "2", "3.4", "5.3", "6.1"} <= sections, sorted(sections)
+
+
+def test_every_cited_api_section_exists() -> None:
+    sections = api_sections()
+    cited = 0
+    for path in repo_files():
+        if path.suffix not in {".py", ".md", ".json", ".js", ".toml", ".yaml"}:
+            continue
+        for section in citations(path.read_text(errors="replace")):
+            cited += 1
+            assert section in sections, f"{path.relative_to(REPO)} cites docs/api.md §{section}"
+    assert cited >= 10  # the client's docstrings cite it throughout
+
+
+def test_nothing_cites_the_specification_outside_the_repository() -> None:
+    outside = "scenario-api" + ".md"  # spelled apart so that this file does not match
+    for path in repo_files():
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue  # images and other binaries
+        assert outside not in text, path.relative_to(REPO)

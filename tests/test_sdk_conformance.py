@@ -126,8 +126,8 @@ async def _check_asset(client: AsyncScenario, asset_id: str, job_id: str) -> Non
 
 
 async def _list_all(client: AsyncScenario) -> list[str]:
-    # The SDK's auto-pager stops at an empty page that still has a token (scenario-api.md
-    # §3.4), so walk the raw pages while nextPaginationToken is present.
+    # The SDK's auto-pager stops at an empty page that still has a token
+    # (docs/api.md §3.4), so walk the raw pages while nextPaginationToken is present.
     seen: list[str] = []
     token: str | None = None
     empty_pages = 0

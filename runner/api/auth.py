@@ -1,6 +1,6 @@
 """Credentials for the Scenario API, and the guard that keeps them off other hosts.
 
-The SDK's variables decide the scheme (scenario-api.md 1.2). The secret lives only in the
+The SDK's variables decide the scheme (docs/api.md §1.2). The secret lives only in the
 `Authorization` value, which no repr or str ever shows.
 """
 

@@ -1,6 +1,6 @@
 """Backoff maths, retry decisions and the run-wide pause: pure functions and one small state.
 
-The numbers follow the official SDK (scenario-api.md 5.2-5.3) so that we behave like the
+The numbers follow the official SDK (docs/api.md §5.2, §5.3) so that we behave like the
 client Scenario tests against: `min(0.5 * 2**n, 8) * (1 - 0.25 * r)` seconds, with a server
 hint (`retry-after-ms`, `retry-after`) used instead when it lies in (0, 60] seconds.
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-# Statuses the SDK retries whatever the method (5.2). Everything >= 500 is added in code.
+# Statuses the SDK retries whatever the method (docs/api.md §5.2); >= 500 is added in code.
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 
@@ -94,7 +94,7 @@ def retry_hint_from_headers(headers: Mapping[str, str], now: datetime) -> float 
 
 
 def should_retry(status: int | None, headers: Mapping[str, str]) -> bool:
-    """Whether a failed attempt may be tried again, by the SDK's rules (5.2).
+    """Whether a failed attempt may be tried again, by the SDK's rules (docs/api.md §5.2).
 
     `status` None means a transport failure (no answer): retried. An explicit
     `x-should-retry: true|false` header overrides the status rule.

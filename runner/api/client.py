@@ -60,12 +60,12 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
-BULK_ASSETS = 200  # most asset ids one get-bulk request takes (scenario-api.md 4.4)
+BULK_ASSETS = 200  # most asset ids one get-bulk request takes (docs/api.md §4.4)
 _T = TypeVar("_T")
 
 
 class ScenarioClient:
-    """The Scenario API (scenario-api.md) for one run, over an injected aiohttp session.
+    """The Scenario API (docs/api.md) for one run, over an injected aiohttp session.
 
     Every method raises the errors of runner/errors.py: AuthError (401/403), CreditError
     (402 or a credit message), PermanentApiError (other 4xx, malformed answers),
@@ -159,7 +159,7 @@ class ScenarioClient:
 
         Follows `nextPaginationToken` through empty pages until it is absent (the SDK stops
         at the first empty page). With `created_after`, `types` and `status` are applied
-        client-side because the API refuses them together (scenario-api.md 3.4).
+        client-side because the API refuses them together (docs/api.md §3.4).
         """
         query, type_filter, status_filter = jobs_query(
             created_after=created_after,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
-# The SDK's path-parameter quoting (scenario-api.md 1.1): "/" is encoded.
+# The SDK's path-parameter quoting (docs/api.md §1.1): "/" is encoded.
 _PATH_SAFE = "!$&'()*+,;=:@"
 
 
@@ -26,7 +26,7 @@ def jobs_query(
 ) -> tuple[dict[str, str], frozenset[str] | None, str | None]:
     """The `GET /v1/jobs` query, plus the type and status filters to apply client-side.
 
-    The API accepts `createdAfter` only without `status`/`type`/`types` (3.4), so with
+    The API accepts `createdAfter` only without `status`/`type`/`types` (docs/api.md §3.4), so with
     `created_after` those filters move to the client. `types` uses the comma format;
     `page_size` is clamped to the API's 1..100.
     """

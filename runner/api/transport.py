@@ -94,7 +94,10 @@ class ApiTransport:
         )
 
     def url(self, path: str, query: Mapping[str, str] | None = None) -> URL:
-        """base + "/" + path (already percent-encoded) + query, commas left literal (1.1)."""
+        """base + "/" + path (already percent-encoded) + query, commas left literal.
+
+        See docs/api.md §1.1.
+        """
         tail = f"?{urlencode(query, safe=',')}" if query else ""
         return URL(f"{self._base}/{path}{tail}", encoded=True)
 

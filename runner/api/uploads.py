@@ -1,7 +1,7 @@
 """Local files → Scenario asset ids, uploaded once and cached by content hash.
 
 Small images (< 6 MB) go through `POST /v1/assets` as base64; videos and larger files
-through the multipart `/v1/uploads` flow (scenario-api.md 4.1-4.2): create the upload, PUT
+through the multipart `/v1/uploads` flow (docs/api.md §4.1, §4.2): create the upload, PUT
 each part to its presigned URL *without* credentials (another host), complete, then poll
 until `imported` gives the asset id.
 

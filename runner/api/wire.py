@@ -3,7 +3,7 @@
 The API sends more fields than we read and may add new ones, so parsers pick what they need
 and ignore the rest. A field we do need that is missing or of the wrong type raises
 `WireFormatError` naming its JSON path; the client turns that into the right API error.
-Shapes are those of scenario-api.md sections 2-4.
+Shapes are those of docs/api.md §2, §3, §4.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _opt_object(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 
 def parse_job(value: Any, where: str = "job") -> RemoteJob:
-    """A `Job` object (3.2) → RemoteJob. Requires `jobId` and `status`; all else optional."""
+    """A `Job` object (docs/api.md §3.2) → RemoteJob. Needs `jobId` and `status`, no more."""
     obj = _object(value, where)
     raw_status = _string(obj, "status", where)
     metadata = _opt_object(obj, "metadata")
@@ -117,7 +117,7 @@ def parse_job_envelope(value: Any) -> RemoteJob:
 
 
 def parse_submission(value: Any) -> Submission:
-    """A generate response (2.2) → Submission; the cost falls back to the job's billing."""
+    """A generate answer (docs/api.md §2.2) → Submission; cost falls back to the job's billing."""
     body = _object(value, "body")
     job = parse_job(body.get("job"), "job")
     cost = _opt_number(body, "creativeUnitsCost")
@@ -133,7 +133,7 @@ def parse_estimate(value: Any) -> float:
 
 
 def parse_job_page(value: Any, job_types: Collection[str] | None = None) -> JobPage:
-    """A `GET /v1/jobs` page (3.4) → JobPage, keeping only `jobType` in `job_types` if given.
+    """A `GET /v1/jobs` page (docs/api.md §3.4) → JobPage; only `jobType` in `job_types` if given.
 
     Items are bare Job objects. An empty `jobs` with a token is a normal page, not the end.
     """
@@ -150,7 +150,7 @@ def parse_job_page(value: Any, job_types: Collection[str] | None = None) -> JobP
 
 
 def parse_asset(value: Any) -> RemoteAsset:
-    """`{"asset": Asset}` (4.4) → RemoteAsset; `url` is the signed, expiring download URL."""
+    """`{"asset": Asset}` (docs/api.md §4.3) → RemoteAsset; `url` is signed and expires (§4.5)."""
     obj = _object(_object(value, "body").get("asset"), "asset")
     size = _opt_number(_opt_object(obj, "properties"), "size")
     return RemoteAsset(
@@ -164,7 +164,7 @@ def parse_asset(value: Any) -> RemoteAsset:
 
 
 def parse_assets(value: Any) -> list[RemoteAsset]:
-    """`POST /v1/assets/get-bulk` answer `{"assets": [Asset…]}` (4.4) → RemoteAssets."""
+    """`POST /v1/assets/get-bulk` answer `{"assets": [Asset…]}` (docs/api.md §4.4) → assets."""
     items = _object(value, "body").get("assets")
     if not isinstance(items, list):
         raise WireFormatError("assets: expected a list")
@@ -172,8 +172,8 @@ def parse_assets(value: Any) -> list[RemoteAsset]:
 
 
 def parse_parallel_job_cap(value: Any) -> int | None:
-    """`GET /v1/teams/{id}/limits` (8) → `limits.parallelCustomJobs`, the plan's cap on
-    custom jobs (Kling's) in flight; None when the answer does not say."""
+    """`GET /v1/teams/{id}/limits` (docs/api.md §6.1) → `limits.parallelCustomJobs`, the
+    plan's cap on custom jobs (Kling's) in flight; None when the answer does not say."""
     cap = _opt_number(_opt_object(_object(value, "body"), "limits"), "parallelCustomJobs")
     return int(cap) if cap is not None and cap >= 1 else None
 

@@ -1,4 +1,4 @@
-"""State records → the camelCase JSON shapes of the Scenario API (see scenario-api.md §2-4)."""
+"""State records → the camelCase JSON shapes of the Scenario API (docs/api.md §2, §3, §4)."""
 
 from __future__ import annotations
 
