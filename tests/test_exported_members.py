@@ -49,9 +49,9 @@ PINNED: dict[str, list[str]] = {
         "changed_fields", "changed_inputs", "check_patterns", "cost_text", "count_failures",
         "decide", "default_options", "ending_text", "estimate_jobs", "format_duration",
         "format_rate", "halt_reason_for", "id_matches", "keep_paid_numbers", "live_state",
-        "opening_window", "pilot", "prepare_run", "progress_line", "record_cancellations",
-        "reserve_slot", "retried_text", "run_batch", "select_jobs", "settle_leftovers",
-        "work_items",
+        "local_cancellation", "opening_window", "pilot", "prepare_run", "progress_line",
+        "record_cancellations", "reserve_slot", "retried_text", "run_batch", "select_jobs",
+        "settle_leftovers", "work_items",
     ],
     "runner.cli": ["build_parser", "main"],
     "runner.export": [
@@ -87,9 +87,10 @@ PINNED: dict[str, list[str]] = {
     "runner.cluster": [
         "DEFAULT_PATIENCE", "LEDGER_ENV", "MIGRATIONS", "SCHEMA_VERSION", "BatchCounts",
         "Claim", "Coordinator", "Database", "PostgresLedger", "SharedBatch", "SharedRun",
-        "batch_location", "body_key", "check_ledger_url", "connected", "is_ledger_url",
-        "migrate", "open_batch", "open_pool", "prepare_shared_run", "read_batch_events",
-        "read_shared_batch", "require_batch", "safe_url", "session_options",
+        "batch_location", "body_key", "cancel_unsubmitted", "check_ledger_url", "connected",
+        "is_ledger_url", "migrate", "open_batch", "open_pool", "prepare_shared_run",
+        "read_batch_events", "read_shared_batch", "require_batch", "safe_url",
+        "session_options",
     ],
     "runner.objstore": [
         "DEFAULT_CAPACITY", "DEFAULT_REGION", "SCHEME", "SHA256_META", "ObjectStore",

@@ -28,10 +28,12 @@ from runner.cluster import (
     Coordinator,
     Database,
     PostgresLedger,
+    cancel_unsubmitted,
     migrate,
     open_pool,
     session_options,
 )
+from runner.domain import JobState
 from runner.errors import FencedError, SharedLedgerError
 from runner.ledger import (
     Finished,
@@ -187,6 +189,35 @@ async def test_a_lapsed_lease_is_taken_over_and_the_old_owner_fenced(
     await b.record(Submitted(job="knight", job_id="job_1", model="m", attempt=1))
     kinds = [type(e).__name__ for e in await b.events_of(["knight"])]
     assert kinds == ["Intended", "Submitted"]  # nothing of a's after the takeover
+
+
+async def test_cancelling_unsubmitted_jobs_fences_the_runner_about_to_post_them(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    """`cancel TARGET --ledger ID…` on jobs never posted: a runner holding one finds its
+    token stale at the intent and posts nothing; a job whose intent got in first is left
+    to the API's cancel; no runner claims a cancelled job."""
+    _batch_row(pg_url, ["held", "open", "posted"])
+    a, b = _coordinator(pool), _coordinator(pool)
+    await a.register()
+    await b.register()
+    claims = {c.job for c in await a.claim(2)}
+    assert claims == {"held", "open"}
+    assert [c.job for c in await b.claim(1)] == ["posted"]
+    await b.record(_intent("posted", {"prompt": "p"}))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        done = cancel_unsubmitted(conn, BATCH, ["held", "posted"])
+    assert done == ["held"]  # "posted" has an intent whose fate the API decides
+    with pytest.raises(FencedError):
+        await a.record(_intent("held", {"prompt": "h"}))  # before its POST: never sent
+    with pytest.raises(FencedError):
+        await a.check_fence("held")
+    await a.record(_intent("open", {"prompt": "o"}))  # the others go on
+    assert await b.claim(5, takeovers=5) == []  # a closed job is nobody's to claim
+    records = replay(await a.events_of(["held", "posted"]))
+    assert records["held"].state is JobState.CANCELED and records["held"].job_id is None
+    assert records["posted"].unresolved_intent
+    assert [type(e).__name__ for e in await a.events_of(["held"])] == ["Finished"]
 
 
 async def test_one_body_in_the_air_per_account_across_runners(
@@ -448,6 +479,26 @@ def test_status_json_from_the_database_matches_the_folders(
     capsys.readouterr()
     assert main(["cancel", str(out), "--ledger", pg_url]) == 0  # nothing in flight
     assert "nothing to cancel" in capsys.readouterr().out
+
+
+def test_cancel_by_id_on_a_shared_batch_cancels_jobs_never_posted(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Canceled means canceled on a shared batch too: a pending job named to `cancel
+    --ledger` is recorded canceled, and the next runner submits the others, not it."""
+    manifest = write_manifest(tmp_path / "m", t2v_jobs(3))
+    out = tmp_path / "out"
+    base = ["-o", str(out), "--ledger", pg_url, "--simulate", "-q", "--settle", "0.5"]
+    # A budget below one job's price: the batch is made, nothing is posted (halt, exit 3).
+    assert main(["run", str(manifest), *base, "--budget", "1"]) == 3
+    assert main(["cancel", str(out), "--ledger", pg_url, "clip-000"]) == 0
+    assert "1 job(s) not submitted yet: canceled" in capsys.readouterr().out
+    assert main(["run", str(manifest), *base]) == 1  # some canceled
+    capsys.readouterr()
+    assert main(["status", str(out), "--ledger", pg_url, "--json"]) == 1
+    states = {v["id"]: (v["state"], v["jobId"]) for v in json.loads(capsys.readouterr().out)}
+    assert states["clip-000"] == ("canceled", None)
+    assert states["clip-001"][0] == states["clip-002"][0] == "succeeded"
 
 
 def _lines(store: PostgresLedger) -> list[dict[str, Any]]:

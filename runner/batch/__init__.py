@@ -47,7 +47,12 @@ from runner.batch.sessions import api_sessions
 from runner.batch.sharing import Coordination
 from runner.batch.submission import Submitter
 from runner.batch.window import Window, after_acceptance, after_refusal, opening_window
-from runner.batch.withdrawals import REQUESTS_NAME, Withdrawals, settle_leftovers
+from runner.batch.withdrawals import (
+    REQUESTS_NAME,
+    Withdrawals,
+    local_cancellation,
+    settle_leftovers,
+)
 from runner.batch.work import work_items
 
 __all__ = [
@@ -105,6 +110,7 @@ __all__ = [
     "id_matches",
     "keep_paid_numbers",
     "live_state",
+    "local_cancellation",
     "opening_window",
     "pilot",
     "prepare_run",

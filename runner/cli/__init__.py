@@ -81,7 +81,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run kling-batch with `argv` (default: sys.argv[1:]) and return the exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(arguments).parse_args(arguments)
+    parser = build_parser(arguments)
+    args, extra = parser.parse_known_args(arguments)
+    # A command's trailing list (cancel's ids) may follow its options, as people type it:
+    # `cancel DIR --ledger URL 'shot-*'` (argparse alone takes it as unrecognized).
+    trailing = getattr(args, "trailing_positionals", None)
+    if extra:
+        if trailing is None or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, trailing).extend(extra)
     output.configure_logging(args.verbose)
     try:
         code: int = args.execute(args)

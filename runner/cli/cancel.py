@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "run going on in the folder, which submits none of them; without "
                         "any, every job in flight")
     add_ledger_argument(parser)
+    parser.set_defaults(trailing_positionals="patterns")  # ids after the options too
     parser.add_argument("--base-url", help="API base URL (default: $SCENARIO_BASE_URL)")
 
 
@@ -100,9 +101,10 @@ def _cancel_in_folder(args: argparse.Namespace) -> int:
 
 
 def _cancel_shared(args: argparse.Namespace, ledger: str) -> int:
-    """Cancel a shared batch's jobs in flight. Its runners record the cancellations as
-    they follow the jobs (the ledger's events are theirs to write)."""
-    from runner.cli.shared import ledger_url, shared_batch
+    """Cancel a shared batch's jobs: those named and never submitted at once, in the
+    ledger (`runner.cluster.cancel_unsubmitted` fences off a runner about to post one);
+    those in flight at the API, whose cancellations its runners record as they follow."""
+    from runner.cli.shared import cancel_pending_shared, ledger_url, shared_batch
     from runner.views import job_views
 
     batch, records, folder = shared_batch(target_of(args), ledger_url(ledger))
@@ -112,10 +114,11 @@ def _cancel_shared(args: argparse.Namespace, ledger: str) -> int:
         check_patterns(patterns, [v.id for v in views])
         views = [v for v in views if any(id_matches(v.id, p) for p in patterns)]
         pending = [v.id for v in views if v.planned and v.state is JobState.PENDING]
-        if pending:  # the database has no channel to the runners for jobs never claimed
-            output.err(f"{len(pending)} job(s) named are not submitted yet "
-                       f"({', '.join(pending[:5])}): a shared batch cancels only jobs in "
-                       "flight; leave them out of the runners with `run --only`")
+        if pending:
+            done = cancel_pending_shared(ledger_url(ledger), batch.location, pending)
+            output.out(f"{len(done)} job(s) not submitted yet: canceled; no runner will "
+                       "submit them (bring one back with `run --retry-failed --only ID`)")
+            views = [v for v in views if v.id not in set(done)]
     targets = cancel_targets(views)
     if targets.without_job_id:
         output.err(f"{len(targets.without_job_id)} job(s) have a POST whose answer was lost "

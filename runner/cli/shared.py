@@ -33,6 +33,7 @@ from runner.cluster import (
     SharedBatch,
     SharedRun,
     batch_location,
+    cancel_unsubmitted,
     check_ledger_url,
     connected,
     open_pool,
@@ -248,6 +249,12 @@ def shared_batch(target: str, conninfo: str) -> tuple[SharedBatch, dict[str, Job
     records = replay(read_batch_events(conninfo, location))
     folder = Path(location) if "://" not in location else Path(".")
     return batch, records, folder
+
+
+def cancel_pending_shared(conninfo: str, location: str, jobs: list[str]) -> list[str]:
+    """Cancel the named jobs of a shared batch that were never posted; those cancelled."""
+    with connected(conninfo) as conn:
+        return cancel_unsubmitted(conn, location, jobs)
 
 
 def shared_views(target: str, conninfo: str) -> list[JobView]:

@@ -13,6 +13,7 @@ from runner.cluster.batches import (
     read_shared_batch,
     require_batch,
 )
+from runner.cluster.cancels import cancel_unsubmitted
 from runner.cluster.coordinator import BatchCounts, Claim, Coordinator, body_key
 from runner.cluster.database import (
     DEFAULT_PATIENCE,
@@ -44,6 +45,7 @@ __all__ = [
     "SharedRun",
     "batch_location",
     "body_key",
+    "cancel_unsubmitted",
     "check_ledger_url",
     "connected",
     "is_ledger_url",
