@@ -27,6 +27,7 @@ from runner.domain import RemoteStatus
 from runner.errors import (
     AuthError,
     CreditError,
+    FencedError,
     OutcomeUnknownError,
     PermanentApiError,
     RateLimitedError,
@@ -136,6 +137,27 @@ async def test_a_5xx_then_success_is_retried_with_backoff(
     assert job.job_id == "job_1"
     assert server.count("GET") == 3
     assert fake_time.sleeps == [0.5, 1.0]
+
+
+async def test_generate_runs_its_guard_before_every_attempt(
+    session: aiohttp.ClientSession, fake_time: FakeTime
+) -> None:
+    """A shared batch's last check (`before_send`) runs before each attempt leaves, the
+    retries after a refused connection included; what it raises stops the POST unsent."""
+    calls: list[int] = []
+
+    def guard() -> None:
+        calls.append(len(calls))
+        if len(calls) == 3:
+            raise FencedError("knight: taken over while this runner backed off")
+
+    client = ScenarioClient(
+        session, f"http://127.0.0.1:{closed_port()}/v1", Credentials(AUTH),
+        policy=RetryPolicy(max_attempts=5), clock=fake_time.as_clock(), random=lambda: 0.0,
+    )
+    with pytest.raises(FencedError):
+        await client.generate(MODEL, BODY, before_send=guard)
+    assert calls == [0, 1, 2] and fake_time.sleeps == [0.5, 1.0]  # 2 refused, 3rd unsent
 
 
 async def test_retries_stop_after_max_attempts(

@@ -11,7 +11,7 @@ same scenario and is cancelled while it waits at gate k.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,11 @@ class FakeWorld:
         await self.gates("price")
         return 10.0
 
-    async def generate(self, model: str, body: Any) -> Submission:
+    async def generate(
+        self, model: str, body: Any, *, before_send: Callable[[], None] | None = None
+    ) -> Submission:
+        if before_send is not None:
+            before_send()
         self.posts += 1
         await self.gates("post")
         if self.scenario == "lost answer" and self.posts == 1:

@@ -220,6 +220,30 @@ async def test_cancelling_unsubmitted_jobs_fences_the_runner_about_to_post_them(
     assert [type(e).__name__ for e in await a.events_of(["held"])] == ["Finished"]
 
 
+async def test_a_post_held_up_past_half_a_lease_after_its_check_is_not_sent(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    """The fence check renews the lease; a runner paused between that check and the send
+    (SIGSTOP, a suspended VM: its monotonic clock runs on) must not post, for the job may
+    be another's by then. Before: a paused runner's POST left on SIGCONT and the body was
+    paid twice (seen in the fault tests, `test_paused_runner_is_fenced`)."""
+    _batch_row(pg_url, ["knight"])
+    now = [1000.0]
+    clock = Clock(monotonic=lambda: now[0])
+    a = _coordinator(pool, lease=30.0, clock=clock)
+    await a.register()
+    await a.claim(1)
+    await a.record(_intent("knight", {"prompt": "x"}))
+    with pytest.raises(FencedError):
+        a.still_holds("knight")  # no check yet: nothing may leave
+    await a.check_fence("knight")
+    now[0] += 14.9
+    a.still_holds("knight")  # within half a lease of the check: the POST goes
+    now[0] += 0.2
+    with pytest.raises(FencedError):
+        a.still_holds("knight")
+
+
 async def test_one_body_in_the_air_per_account_across_runners(
     pool: AsyncConnectionPool, pg_url: str
 ) -> None:

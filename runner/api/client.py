@@ -112,14 +112,19 @@ class ScenarioClient:
 
     # -- endpoints -------------------------------------------------------------------------
 
-    async def generate(self, model: str, body: Mapping[str, Any]) -> Submission:
+    async def generate(
+        self, model: str, body: Mapping[str, Any], *,
+        before_send: Callable[[], None] | None = None,
+    ) -> Submission:
         """POST /generate/custom/{model}: create (and pay for) one job.
 
         Retried only when nothing can have been created (429, connection refused). Raises
         OutcomeUnknownError when the request may have created a job whose answer was lost.
+        `before_send` runs right before each attempt leaves (a shared batch's last check).
         """
         path = f"generate/custom/{path_segment(model)}"
-        payload = await self._send("POST", path, body=body, creates_job=True)
+        payload = await self._send("POST", path, body=body, creates_job=True,
+                                   before_send=before_send)
         return _parse(parse_submission, payload, "POST", path, creates_job=True)
 
     async def estimate(self, model: str, body: Mapping[str, Any]) -> float:
@@ -238,9 +243,11 @@ class ScenarioClient:
         query: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         creates_job: bool = False,
+        before_send: Callable[[], None] | None = None,
     ) -> Any:
         answer = await self._transport.call(
-            method, path, query=query, body=body, creates_job=creates_job
+            method, path, query=query, body=body, creates_job=creates_job,
+            before_send=before_send,
         )
         return answer.payload
 

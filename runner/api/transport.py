@@ -109,17 +109,22 @@ class ApiTransport:
         query: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         creates_job: bool = False,
+        before_send: Callable[[], None] | None = None,
     ) -> Answer:
         """Send until a 2xx answer, retrying as runner/api/failures.py allows; raise its error.
 
         `creates_job` marks a request that spends money: it is retried only when it
-        provably created nothing, and otherwise raises OutcomeUnknownError.
+        provably created nothing, and otherwise raises OutcomeUnknownError. `before_send`
+        runs right before each attempt goes out, after any pacing wait; what it raises
+        stops the call (nothing of that attempt was sent).
         """
         url = self.url(path, query)
         data = encode_json(body) if body is not None else None
         attempts = max(1, self._s.policy.max_attempts)
         for attempt in range(1, attempts + 1):
             await self._wait_for_pacer()
+            if before_send is not None:
+                before_send()
             outcome = await self._attempt(method, url, data)
             if isinstance(outcome, Answer):
                 return outcome

@@ -302,6 +302,7 @@ async def run_batch(
                                    cdn_session=cdn_session, watcher=watcher,
                                    plan_cap=plan_cap, clock=clock, claimed=claimed,
                                    before_post=None if shared is None else shared.before_post,
+                                   before_send=None if shared is None else shared.before_send,
                                    destination=destination, withdrawals=withdrawals)
             if watcher is not None:
                 tg.start_soon(watcher.run)
@@ -385,6 +386,7 @@ def _scheduler(
     client: ScenarioClient, lookup: AssetLookup, cdn_session: aiohttp.ClientSession,
     watcher: ListWatcher | None, plan_cap: int | None, clock: Clock, claimed: set[str],
     before_post: Callable[[str], Awaitable[None]] | None,
+    before_send: Callable[[str], None] | None = None,
     destination: Destination | None = None, withdrawals: Withdrawals | None = None,
 ) -> Scheduler:
     options, note, control = prepared.options, live.progress.note, live.control
@@ -413,6 +415,7 @@ def _scheduler(
                               claimed=claimed, settle=options.settle, clock=clock),
         may_submit=lambda: control.submissions_allowed, note=note, clock=clock,
         inputs_of=inputs_of, set_aside=follower.supersede, before_post=before_post,
+        before_send=before_send,
         withdrawals=withdrawals,
     )
     admission = Admission(

@@ -25,6 +25,10 @@ class Coordination(Protocol):
     async def before_post(self, job: str) -> None:
         """FencedError unless this runner may still post `job`."""
 
+    def before_send(self, job: str) -> None:
+        """FencedError unless the POST of `job` may still leave now (right before each
+        attempt's bytes go out, however long after `before_post`)."""
+
     async def may_list(self) -> bool:
         """Whether this runner is the account's lister (follows by job listings)."""
 

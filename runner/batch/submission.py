@@ -13,7 +13,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 import anyio
 
@@ -82,6 +83,16 @@ class Reattached:
     detail: str = ""
 
 
+class Generate(Protocol):
+    """POST a generate request (`ScenarioClient.generate`): `before_send` runs right before
+    each attempt leaves, and what it raises stops the POST unsent."""
+
+    def __call__(
+        self, model: str, body: Mapping[str, Any], *,
+        before_send: Callable[[], None] | None = None,
+    ) -> Awaitable[Submission]: ...
+
+
 class Submitter:
     """Submits jobs of one batch; each call handles one job from body to jobId."""
 
@@ -90,7 +101,7 @@ class Submitter:
         *,
         book: JobBook,
         make_body: Callable[[JobSpec], Awaitable[Body]],
-        generate: Callable[[str, Mapping[str, Any]], Awaitable[Submission]],
+        generate: Generate,
         price: Callable[[str, Mapping[str, Any]], Awaitable[float]] | None,
         budget: Budget,
         reconciler: Reconciler,
@@ -102,10 +113,12 @@ class Submitter:
         set_aside: Callable[[JobSpec], Awaitable[None]] | None = None,
         withdrawals: Withdrawals | None = None,
         before_post: Callable[[str], Awaitable[None]] | None = None,
+        before_send: Callable[[str], None] | None = None,
     ) -> None:
         self._book = book
         self._withdrawals = withdrawals
         self._before_post = before_post
+        self._before_send = before_send
         self._inputs_of = inputs_of
         self._set_aside = set_aside
         self._make_body = make_body
@@ -224,7 +237,10 @@ class Submitter:
                 # checked as late as possible before money is spent.
                 await self._before_post(spec.id)
             try:
-                submission = await held.post(lambda: self._generate(spec.model, body))
+                guard = (None if self._before_send is None
+                         else partial(self._before_send, spec.id))
+                submission = await held.post(
+                    lambda: self._generate(spec.model, body, before_send=guard))
             except ApiError as exc:
                 return exc
             reservation.settle(submission.cost)

@@ -54,6 +54,11 @@ OPEN = "j.status = 'open'"
 WAIT_PAUSE = 0.2
 
 
+# A POST must leave within this share of a lease after its fence check (the rest is margin
+# for a slow send and for clocks that drift).
+SEND_WITHIN = 0.5
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A job this runner now holds, with its fencing token; `takeover` when another
@@ -106,6 +111,7 @@ class Coordinator:
         self.id = runner_id or uuid.uuid4()
         self._clock = clock
         self._tokens: dict[str, int] = {}
+        self._send_by: dict[str, float] = {}  # job -> monotonic deadline of its POST
         self.lister = False
 
     # -- the runner -------------------------------------------------------------------------
@@ -289,7 +295,19 @@ class Coordinator:
             await self._locked_row(conn, job)
             await conn.execute("UPDATE kb_runners SET lease_until = now() + "
                                "make_interval(secs => %s) WHERE id = %s", (self.lease, self.id))
+        started = self._clock.monotonic()  # before the renewal: the deadline errs early
         await self.db.transaction(work)
+        self._send_by[job] = started + self.lease * SEND_WITHIN
+
+    def still_holds(self, job: str) -> None:
+        """FencedError unless the POST of `job` leaves within `SEND_WITHIN` of a lease after
+        its `check_fence`, by this process's monotonic clock (which runs on while the
+        process is stopped). Called right before each attempt's bytes go out: a runner
+        paused between the check and the send (SIGSTOP, a suspended VM) must not post a
+        job another runner may have taken over and reconciled meanwhile."""
+        if self._clock.monotonic() > self._send_by.get(job, float("-inf")):
+            raise FencedError(f"{job}: not posted: too long since this runner's check of it "
+                              "(paused?); another runner may hold it now")
 
     async def record(self, event: Event) -> None:
         """Write `event` if this runner still holds its job; an intent first waits for a

@@ -117,6 +117,9 @@ class SharedRun:
     async def before_post(self, job: str) -> None:
         await self._coord.check_fence(job)
 
+    def before_send(self, job: str) -> None:
+        self._coord.still_holds(job)
+
     async def may_list(self) -> bool:
         return self._list_jobs and await self._coord.take_lister()
 
