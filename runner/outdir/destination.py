@@ -35,21 +35,17 @@ class Destination(Protocol):
 
     def describe(self) -> str:
         """The destination as a user names it (a folder path, `s3://bucket/prefix`)."""
-        ...
 
     async def place(self, rel: str, fetch: Fetch, size: int | None = None) -> DownloadedFile:
         """Download with `fetch` and put the file at `rel` (relative to the destination's
         root), verified; `size` is the expected size in bytes when known."""
-        ...
 
     async def holds(self, rel: str) -> bool:
         """True when a file is at `rel` now."""
-        ...
 
     async def move(self, rel: str, to: str) -> None:
         """Move the file at `rel` to `to` (a superseded video set aside), durably; raises
         LocalWriteError (a folder) or ObjectStoreError (a store) when it cannot."""
-        ...
 
     async def publish(
         self, records: Mapping[str, JobRecord], specs: Iterable[JobSpec],
@@ -57,7 +53,6 @@ class Destination(Protocol):
     ) -> None:
         """Write the batch's views where its videos are, when the batch ends (the folder's
         are written by the CLI: nothing to do there)."""
-        ...
 
 
 class LocalFolder:
