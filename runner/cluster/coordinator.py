@@ -23,7 +23,7 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 
@@ -53,6 +53,11 @@ OPEN = "j.status = 'open'"
 # How often an intent waiting for a place or for its body looks again (seconds).
 WAIT_PAUSE = 0.2
 
+
+# Letting go of a held job (its row, if this runner still holds it with its token).
+_HELD_BY_ME = "WHERE batch = %s AND job = %s AND owner = %s AND token = %s"
+_CLOSE: LiteralString = "UPDATE kb_jobs SET status = 'closed' " + _HELD_BY_ME
+_RELEASE: LiteralString = "UPDATE kb_jobs SET status = 'open', owner = NULL " + _HELD_BY_ME
 
 # A POST must leave within this share of a lease after its fence check (the rest is margin
 # for a slow send and for clocks that drift).
@@ -221,26 +226,21 @@ class Coordinator:
     async def close(self, job: str) -> None:
         """This runner is done with `job` (for now): nobody claims it again in this session
         of the batch; a no-op when the job is no longer ours."""
-        token = self._tokens.pop(job, None)
-        if token is None:
-            return
-
-        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute("UPDATE kb_jobs SET status = 'closed' WHERE batch = %s AND "
-                               "job = %s AND owner = %s AND token = %s",
-                               (self.batch, job, self.id, token))
-        await self.db.transaction(work)
+        await self._let_go(job, _CLOSE)
 
     async def release(self, job: str) -> None:
         """Hand `job` back unstarted (a drain): open for any runner."""
+        await self._let_go(job, _RELEASE)
+
+    async def _let_go(self, job: str, update: LiteralString) -> None:
+        """Run `update` on the job's row if this runner still holds it with its token."""
         token = self._tokens.pop(job, None)
+        self._send_by.pop(job, None)
         if token is None:
             return
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute("UPDATE kb_jobs SET status = 'open', owner = NULL WHERE "
-                               "batch = %s AND job = %s AND owner = %s AND token = %s",
-                               (self.batch, job, self.id, token))
+            await conn.execute(update, (self.batch, job, self.id, token))
         await self.db.transaction(work)
 
     async def counts(self) -> BatchCounts:
