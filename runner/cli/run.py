@@ -43,6 +43,7 @@ from runner.cli.events import EventStream
 from runner.cli.live import render_progress
 from runner.cli.refresh import keep_views_fresh, record_batch, write_final_views
 from runner.cli.selection import add_selection_arguments, selection_of
+from runner.cli.status import LEDGER_HINT
 from runner.cli.validate import add_manifest_switches, load_from_args
 from runner.clock import REAL_CLOCK
 from runner.domain import JobState
@@ -247,22 +248,28 @@ def resolve_endpoint(args: argparse.Namespace) -> Endpoint | None:
     return Endpoint(*api_endpoint(args.base_url), team_id=os.environ.get("SCENARIO_TEAM_ID"))
 
 
+def load_run(
+    args: argparse.Namespace,
+) -> tuple[SchemaRegistry, Manifest, Endpoint | None, Endings]:
+    """What every run starts from, a folder's or a shared batch's: the checked manifest
+    (its warnings said unless -q), the endpoint (None: --simulate) and the endings."""
+    registry, manifest = load_from_args(args)
+    for warning in () if args.quiet else manifest.warnings:
+        output.err(str(warning))
+    return registry, manifest, resolve_endpoint(args), build_endings(args, manifest)
+
+
 def execute(args: argparse.Namespace) -> int:
     ledger = args.ledger or os.environ.get("KLING_BATCH_LEDGER")
     if args.output and "://" in args.output and not ledger:
         raise UsageError(f"-o {args.output} is an object store: its batch needs a shared "
-                         "ledger", hint="add --ledger postgresql://USER@HOST:PORT/DB or set "
-                         "KLING_BATCH_LEDGER")
+                         "ledger", hint=LEDGER_HINT)
     if ledger:
         from runner.cli.shared import execute_shared  # psycopg only for a shared batch
 
         return execute_shared(args, ledger)
-    registry, manifest = load_from_args(args)
-    for warning in () if args.quiet else manifest.warnings:
-        output.err(str(warning))
-    endpoint = resolve_endpoint(args)
+    registry, manifest, endpoint, endings = load_run(args)
     options = build_options(args, manifest, registry.models, endpoint)
-    endings = build_endings(args, manifest)
     with prepare_run(manifest, options, registry.models) as prepared:
         for note in () if args.quiet else prepared.warnings:
             output.err(note)

@@ -25,7 +25,6 @@ from psycopg_pool import AsyncConnectionPool
 from runner.batch import Coordination, Live, PreparedRun
 from runner.cli import output
 from runner.cli.refresh import replay_with_timeline, write_views_of
-from runner.cli.validate import load_from_args
 from runner.clock import REAL_CLOCK
 from runner.cluster import (
     Coordinator,
@@ -108,16 +107,12 @@ def store_target(output: str) -> StoreTarget:
 
 def execute_shared(args: argparse.Namespace, ledger: str) -> int:
     """`run` into a shared batch."""
-    from runner.cli.run import _run, build_endings, build_options, resolve_endpoint
+    from runner.cli.run import _run, build_options, load_run
 
     conninfo = check_ledger_url(ledger)
     lease = lease_seconds(args.lease)
     store = store_target(args.output) if args.output and "://" in args.output else None
-    registry, manifest = load_from_args(args)
-    for warning in () if args.quiet else manifest.warnings:
-        output.err(str(warning))
-    endpoint = resolve_endpoint(args)
-    endings = build_endings(args, manifest)
+    registry, manifest, endpoint, endings = load_run(args)
     if store is not None:
         args = argparse.Namespace(**{**vars(args), "output": str(store.work_dir)})
     options = dataclasses.replace(build_options(args, manifest, registry.models, endpoint),

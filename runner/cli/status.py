@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_ledger_argument(parser)
 
 
+LEDGER_HINT = "add --ledger postgresql://USER@HOST:PORT/DB or set KLING_BATCH_LEDGER"
+
+
 def add_ledger_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger", metavar="URL", help="the shared ledger the batch ran "
                         "with: postgresql://USER@HOST:PORT/DB (default $KLING_BATCH_LEDGER "
@@ -54,8 +57,7 @@ def shared_ledger(args: argparse.Namespace) -> str | None:
         return env
     if "://" in target:
         raise UsageError(f"{target} is an object store: its batch is in a shared ledger",
-                         hint="add --ledger postgresql://USER@HOST:PORT/DB or set "
-                         "KLING_BATCH_LEDGER")
+                         hint=LEDGER_HINT)
     return None
 
 
